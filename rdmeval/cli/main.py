@@ -1,0 +1,82 @@
+"""``rdmeval`` entry point. ``main(argv)`` is what tests call; ``console_main`` is the script."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Sequence
+
+from rdmeval import __version__
+from rdmeval.errors import RdmevalError
+
+# Subcommand modules, in the order `rdmeval --help` lists them (pipeline order).
+SUBCOMMANDS: tuple[str, ...] = (
+    "demo",
+    "reproduce",
+    "prompts",
+    "fixtures",
+    "generate",
+    "score",
+    "audit",
+    "table",
+    "report",
+    "env",
+)
+
+EPILOG = """\
+examples:
+  rdmeval demo                                   # the whole pipeline on tiny offline models (CPU, <2 min)
+  rdmeval prompts list                           # the registered prompt sets
+  rdmeval generate --model student --weights model.safetensors --prompts geneval --out runs/student/geneval
+  torchrun --nproc-per-node 8 -m rdmeval generate --model teacher --prompts geneval --out runs/teacher/geneval
+  rdmeval score geneval runs/student/geneval     # GenEval with the mmdet scorer
+  rdmeval score pickscore runs/student/pickapic-test
+  rdmeval audit --benchmark geneval --pool benchmarks/pools/rdm-s180-generator.toml --out audit/
+  rdmeval env                                    # versions, devices, cache location
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rdmeval",
+        description="Evaluate one-step text-to-image distillation: FLUX.2 [klein] teacher, naive 1-step and RDM student.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"rdmeval {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        module_name = f"rdmeval.cli.{name}"
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:
+                continue  # subcommand not built yet
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0 if args.command is None else 2
+    try:
+        return int(args.func(args) or 0)
+    except RdmevalError as exc:
+        print(f"rdmeval: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("rdmeval: interrupted; completed images are kept and the run resumes where it stopped", file=sys.stderr)
+        return 130
+
+
+def console_main() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    console_main()

@@ -1,0 +1,100 @@
+"""The result schema: one row per (run, scorer, category, metric), provenance on every row.
+
+Scorers write ``<run>/scores/<scorer>/summary.parquet`` (+ ``summary.json``) with these columns;
+``rdmeval table`` renders tables from these rows only, never from hand-typed numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Iterable, TypedDict
+
+import pandas as pd
+
+from rdmeval import __version__
+from rdmeval.io import atomic_write_bytes, atomic_write_json
+
+
+class ResultRow(TypedDict, total=False):
+    run_id: str              # the run directory's path relative to the run root (or absolute)
+    model: str               # generator preset name (teacher / naive / student / dummy ...)
+    model_config_sha256: str # hash of the manifest's request.model (weights hashes, steps, ctx_len ...)
+    benchmark: str           # prompt set name (geneval, pickapic-test, coco-val, ...)
+    benchmark_version: str
+    benchmark_sha256: str
+    benchmark_definition: str
+    scorer: str              # geneval-mmdet, pickscore
+    scorer_version: str
+    category: str            # task name for GenEval, "overall", or "all"
+    metric: str              # accuracy, overall, pickscore_mean, pct_correct_images, ...
+    value: float
+    ci_low: float | None
+    ci_high: float | None
+    n: int                   # images (or prompts) behind the number
+    n_prompts: int
+    coverage: float          # present / expected images (1.0 for complete runs)
+    complete: bool
+    higher_is_better: bool
+    protocol: str            # JSON: ctx_len, steps, seeds, rng device, precision, scorer options ...
+    rdmeval_version: str
+    git_commit: str
+    versions: str            # JSON of library versions
+    timestamp: str
+
+
+RESULT_COLUMNS: tuple[str, ...] = tuple(ResultRow.__annotations__)
+
+
+def provenance_from_run(manifest: dict[str, Any], run_id: str) -> dict[str, Any]:
+    """Row fields shared by every number computed from one run directory."""
+    import hashlib
+
+    req = manifest.get("request", {})
+    model = req.get("model", {})
+    ps = req.get("prompt_set", {})
+    env = manifest.get("environment", {})
+    protocol = {
+        "n_per_prompt": req.get("n_per_prompt"),
+        "seed_policy": req.get("seed_policy"),
+        "rng_device": req.get("rng_device"),
+        "resolution": req.get("resolution"),
+        "model": {k: v for k, v in model.items() if k not in ("weights_sha256",)},
+    }
+    return {
+        "run_id": run_id,
+        "model": str(model.get("preset") or model.get("name", "?")),
+        "model_config_sha256": hashlib.sha256(json.dumps(model, sort_keys=True).encode()).hexdigest(),
+        "benchmark": ps.get("name", "?"),
+        "benchmark_version": str(ps.get("version", "?")),
+        "benchmark_sha256": ps.get("sha256", ""),
+        "benchmark_definition": ps.get("definition", ""),
+        "protocol": json.dumps(protocol, sort_keys=True),
+        "rdmeval_version": __version__,
+        "git_commit": env.get("git_commit", ""),
+        "versions": json.dumps(env.get("versions", {}), sort_keys=True),
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def write_rows(rows: Iterable[dict[str, Any]], parquet_path: str | Path) -> pd.DataFrame:
+    """Write rows (missing columns filled with None) to parquet and a JSON twin, atomically."""
+    df = pd.DataFrame(list(rows))
+    for col in RESULT_COLUMNS:
+        if col not in df.columns:
+            df[col] = None
+    df = df[list(RESULT_COLUMNS) + [c for c in df.columns if c not in RESULT_COLUMNS]]
+    parquet_path = Path(parquet_path)
+    import io
+
+    buf = io.BytesIO()
+    df.to_parquet(buf, index=False)
+    atomic_write_bytes(parquet_path, buf.getvalue())
+    atomic_write_json(parquet_path.with_suffix(".json"), json.loads(df.to_json(orient="records")))
+    return df
+
+
+def read_rows(paths: Iterable[str | Path]) -> pd.DataFrame:
+    frames = [pd.read_parquet(p) for p in paths]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(RESULT_COLUMNS))

@@ -1,0 +1,53 @@
+"""The CLI: help with examples everywhere, in-process main(), one real subprocess, clear errors."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+
+import pytest
+
+from rdmeval.cli.main import build_parser, main
+
+
+def _subparsers(parser: argparse.ArgumentParser):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            yield from action.choices.items()
+
+
+def test_every_subcommand_help_has_examples():
+    parser = build_parser()
+    assert "examples:" in parser.format_help()
+    names = []
+    for name, sub in _subparsers(parser):
+        names.append(name)
+        assert "examples:" in sub.format_help() or any("examples:" in s.format_help() for _, s in _subparsers(sub)), name
+    assert {"demo", "prompts", "generate", "env"} <= set(names)
+
+
+def test_help_exits_cleanly(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0 and "rdmeval" in capsys.readouterr().out
+
+
+def test_env_reports_versions_and_cache(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("RDMEVAL_CACHE", str(tmp_path / "c"))
+    assert main(["env", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert '"torch"' in out and str(tmp_path / "c") in out
+
+
+def test_user_errors_exit_2_with_a_message(capsys):
+    assert main(["prompts", "show", "no-such-set"]) == 2
+    assert "unknown prompt set 'no-such-set'" in capsys.readouterr().err
+    assert main(["generate", "--model", "student", "--prompts", "demo-geneval", "--out", "/tmp/x-never"]) == 2
+    assert "--weights" in capsys.readouterr().err
+
+
+def test_subprocess_entry_point():
+    out = subprocess.run([sys.executable, "-m", "rdmeval", "prompts", "list"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "geneval" in out.stdout and "pickapic-test" in out.stdout and "coco-val" in out.stdout
