@@ -1,0 +1,1 @@
+"""Scorers: GenEval (detector + judge) and the other benchmark metrics."""
