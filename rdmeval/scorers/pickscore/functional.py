@@ -1,0 +1,166 @@
+"""PickScore arithmetic, free of models and files: the score, its aggregate, and bootstrap intervals.
+
+Protocol (../shared/docs/protocol.md section 7): score per (image, prompt) =
+``exp(logit_scale) * cos(image_embeds, text_embeds)`` on the projected embeddings, L2-normalized,
+no softmax; the reported number is the mean over prompts. Intervals resample prompts (the unit
+that was sampled) with replacement and take percentiles of the resampled means.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from rdmeval.errors import RdmevalError
+
+DEFAULT_RESAMPLES = 2000
+DEFAULT_LEVEL = 0.95
+
+
+def pickscore_from_embeddings(img_emb: torch.Tensor, txt_emb: torch.Tensor, logit_scale: torch.Tensor | float) -> torch.Tensor:
+    """Row-paired PickScores: ``exp(logit_scale) * cos(img_emb[i], txt_emb[i])``, shape (N,), float32.
+
+    ``img_emb`` and ``txt_emb`` are the projected (not yet normalized) embeddings, shape (N, D);
+    ``logit_scale`` is the model's raw parameter (the log of the scale). Inputs are cast to float32
+    before normalizing (bf16/fp16 model outputs included), so reduced precision stops at the model.
+    """
+    img = torch.as_tensor(img_emb)
+    txt = torch.as_tensor(txt_emb)
+    if img.ndim != 2 or txt.ndim != 2 or img.shape != txt.shape:
+        raise RdmevalError(
+            f"PickScore needs row-paired (N, D) image and text embeddings of equal shape, got {tuple(img.shape)} and {tuple(txt.shape)}"
+        )
+    img = torch.nn.functional.normalize(img.float(), dim=-1)
+    txt = torch.nn.functional.normalize(txt.float(), dim=-1)
+    scale = torch.as_tensor(logit_scale, dtype=torch.float32, device=img.device).exp()
+    return scale * (img * txt).sum(dim=-1)
+
+
+def per_prompt_means(scores: Sequence[float] | np.ndarray, prompt_index: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted unique prompt indices, mean score of each prompt's images)."""
+    s = np.asarray(scores, dtype=np.float64)
+    p = np.asarray(prompt_index)
+    if s.shape != p.shape or s.ndim != 1:
+        raise RdmevalError(f"scores and prompt indices must be 1-D of equal length, got {s.shape} and {p.shape}")
+    if len(s) == 0:
+        raise RdmevalError("no scores to aggregate (zero images)")
+    prompts, inverse = np.unique(p, return_inverse=True)
+    sums = np.bincount(inverse, weights=s)
+    counts = np.bincount(inverse)
+    return prompts, sums / counts
+
+
+def mean_over_prompts(scores: Sequence[float] | np.ndarray, prompt_index: Sequence[int] | np.ndarray) -> float:
+    """The reported PickScore: the mean over prompts of each prompt's mean over its images.
+
+    With one image per prompt (the Pick-a-Pic and COCO-val protocols) this is the plain mean.
+    """
+    return float(per_prompt_means(scores, prompt_index)[1].mean())
+
+
+def _check_bootstrap_args(n_resamples: int, level: float) -> None:
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) or n_resamples < 1:
+        raise RdmevalError(f"bootstrap n_resamples must be an integer >= 1, got {n_resamples!r}")
+    if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0.0 < float(level) < 1.0:
+        raise RdmevalError(f"bootstrap level must be in (0, 1), e.g. 0.95, got {level!r}")
+
+
+def _percentiles(draws: np.ndarray, level: float) -> tuple[float, float]:
+    lo, hi = np.quantile(draws, [(1.0 - level) / 2.0, (1.0 + level) / 2.0])
+    return float(lo), float(hi)
+
+
+def bootstrap_ci(
+    values: Sequence[float] | np.ndarray,
+    n_resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+    level: float = DEFAULT_LEVEL,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of ``values`` (one value per prompt).
+
+    Draws ``n_resamples`` resamples of len(values) prompts with replacement from
+    ``numpy.random.default_rng(seed)``; returns the (1-level)/2 and (1+level)/2 quantiles.
+    """
+    _check_bootstrap_args(n_resamples, level)
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim != 1 or len(v) == 0:
+        raise RdmevalError(f"bootstrap needs a non-empty 1-D array of per-prompt values, got shape {v.shape}")
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(v), size=(int(n_resamples), len(v)))
+    return _percentiles(v[picks].mean(axis=1), level)
+
+
+@dataclass(frozen=True)
+class PairedComparison:
+    """A vs B on the same prompts: ``mean_diff`` = mean(a - b) and its paired bootstrap interval.
+
+    ``win_rate`` = (wins + ties / 2) / n, where a prompt is a win when a > b; its interval comes
+    from the same resamples as the difference's.
+    """
+
+    n: int
+    mean_a: float
+    mean_b: float
+    mean_diff: float
+    ci_low: float
+    ci_high: float
+    win_rate: float
+    win_rate_ci_low: float
+    win_rate_ci_high: float
+    wins: int
+    losses: int
+    ties: int
+    level: float
+    n_resamples: int
+    seed: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def paired_bootstrap(
+    a: Sequence[float] | np.ndarray,
+    b: Sequence[float] | np.ndarray,
+    n: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+    level: float = DEFAULT_LEVEL,
+) -> PairedComparison:
+    """Paired comparison of per-prompt scores ``a[i]`` and ``b[i]`` (same prompt i in both).
+
+    Resamples prompts (pairs kept together) ``n`` times with replacement; the interval of the mean
+    difference and of the win rate are percentiles over those resamples.
+    """
+    _check_bootstrap_args(n, level)
+    x = np.asarray(a, dtype=np.float64)
+    y = np.asarray(b, dtype=np.float64)
+    if x.ndim != 1 or x.shape != y.shape or len(x) == 0:
+        raise RdmevalError("paired bootstrap needs two non-empty 1-D arrays of equal length (one value per prompt), "
+                           f"got {x.shape} and {y.shape}")
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise RdmevalError("paired bootstrap got NaN or infinite scores; check the per-prompt rows")
+    diff = x - y
+    win = (diff > 0).astype(np.float64) + 0.5 * (diff == 0)
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(diff), size=(int(n), len(diff)))
+    lo, hi = _percentiles(diff[picks].mean(axis=1), level)
+    wlo, whi = _percentiles(win[picks].mean(axis=1), level)
+    return PairedComparison(
+        n=len(diff),
+        mean_a=float(x.mean()),
+        mean_b=float(y.mean()),
+        mean_diff=float(diff.mean()),
+        ci_low=lo,
+        ci_high=hi,
+        win_rate=float(win.mean()),
+        win_rate_ci_low=wlo,
+        win_rate_ci_high=whi,
+        wins=int((diff > 0).sum()),
+        losses=int((diff < 0).sum()),
+        ties=int((diff == 0).sum()),
+        level=float(level),
+        n_resamples=int(n),
+        seed=int(seed),
+    )
