@@ -40,6 +40,18 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--resolution", type=int, default=RESOLUTION, help="image height and width (default 512)")
     g.add_argument("--uint8", default="round", choices=["round", "truncate"],
                    help="float->uint8: round (GenEval PNG convention, default) or truncate (the reference's PickScore path)")
+    g.add_argument("--text-encoder-layers", default="9,18,27", metavar="I,J,K",
+                   help="Qwen3 hidden-state indices stacked into the prompt embedding (default 9,18,27 as klein; 0 = embeddings)")
+
+
+def parse_layers(text: str) -> tuple[int, ...]:
+    try:
+        layers = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        layers = ()
+    if not layers:
+        raise RdmevalError(f"--text-encoder-layers {text!r}: expected comma-separated integers, e.g. 9,18,27")
+    return layers
 
 
 def add_prompt_arguments(p: argparse.ArgumentParser) -> None:
@@ -64,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
     options = GeneratorOptions(base=args.base, weights=args.weights, ctx_len=ctx_len, steps=args.steps, device=args.device,
                                precision=args.precision, height=args.resolution, width=args.resolution,
                                uint8=args.uint8, compile=args.compile)
+    options.text_layers = parse_layers(args.text_encoder_layers)  # read by rdmeval.generators.klein.build_preset
     generator = build_generator(args.model, options)
     rng_device = args.rng_device or default_rng_device()
     summary = generate_run(generator, prompt_set, args.out, n_per_prompt=n_per_prompt, seed_policy=seeds,

@@ -1,0 +1,437 @@
+"""FLUX.2 [klein] on diffusers: the teacher (4 steps), naive (1 step) and RDM student (1 step) presets.
+
+One class, :class:`KleinGenerator`, drives diffusers' ``Flux2KleinPipeline`` the way the reference
+evaluation drives Black Forest Labs' sampler (``../shared/docs/diffusers-parity.md``):
+
+* it always passes ``latents=`` (rdmeval's seeded noise), ``height``/``width``,
+  ``num_inference_steps``, ``max_sequence_length=ctx_len`` and ``guidance_scale=1.0``;
+* prompts are encoded by rdmeval (:mod:`rdmeval.generators.text_encoder`): each distinct prompt once,
+  Qwen3 run only up to the deepest layer used, and passed as ``prompt_embeds``;
+* the student's DiT is loaded strictly from ``--weights`` (:mod:`rdmeval.generators.weights`);
+  without weights the student is refused, never replaced by the base.
+
+Precision regimes (``--precision``):
+
+``faithful`` (default; the reference's regime)
+    fp32 DiT weights under bf16 autocast, with a forward hook returning the DiT output as fp32 so
+    that latents and timesteps stay fp32 (otherwise diffusers' scheduler casts the latents to bf16
+    after the first step and the 4-step timesteps round to 960/884/716); text encoder in bf16 with
+    embeddings passed as fp32; VAE entirely in bf16, decoded as the reference does: final latents
+    cast to bf16, BatchNorm inverse with the bf16 running stats, 2x2 unpatchify, decode,
+    ``clamp(x * 0.5 + 0.5, 0, 1)`` (a bf16 image).
+``bf16``
+    every component in bf16 (fast; the 4-step timesteps are rounded by the bf16 DiT).
+``fp32``
+    every component in fp32 (strict parity; the CPU test regime).
+
+uint8: ``round`` is computed on the image in its own dtype (the reference's GenEval PNG writer
+rounds the bf16 image); ``truncate`` is computed in fp32 (the reference's PickScore path calls
+``to_pil_image(img.float())``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from rdmeval.errors import RdmevalError
+from rdmeval.generators.base import to_uint8
+from rdmeval.generators.text_encoder import DEFAULT_TEXT_LAYERS, PromptEncoder, load_text_encoder
+
+PRESET_STEPS: dict[str, int] = {"teacher": 4, "naive": 1, "student": 1}
+PIPELINE_CLASS = "Flux2KleinPipeline"
+# What a hub snapshot needs; never the 8 GB BFL-format file at the repo root.
+_HUB_PATTERNS = ["model_index.json", "scheduler/*", "tokenizer/*", "vae/*", "text_encoder/*", "transformer/*.json"]
+
+
+@dataclass(frozen=True)
+class Regime:
+    name: str
+    dit_dtype: torch.dtype
+    vae_dtype: torch.dtype
+    text_dtype: torch.dtype
+    embed_dtype: torch.dtype
+    autocast: bool
+
+    def describe(self) -> dict[str, str]:
+        def n(d: torch.dtype) -> str:
+            return str(d).removeprefix("torch.")
+
+        dit = f"{n(self.dit_dtype)} weights" + (" under bf16 autocast, fp32 output/latents/timesteps" if self.autocast else "")
+        return {"name": self.name, "dit": dit, "vae": n(self.vae_dtype), "text_encoder": n(self.text_dtype), "prompt_embeds": n(self.embed_dtype)}
+
+
+REGIMES: dict[str, Regime] = {
+    "faithful": Regime("faithful", torch.float32, torch.bfloat16, torch.bfloat16, torch.float32, autocast=True),
+    "bf16": Regime("bf16", torch.bfloat16, torch.bfloat16, torch.bfloat16, torch.bfloat16, autocast=False),
+    "fp32": Regime("fp32", torch.float32, torch.float32, torch.float32, torch.float32, autocast=False),
+}
+
+
+# ----------------------------------------------------------------------------------------------
+# Device and base resolution
+# ----------------------------------------------------------------------------------------------
+
+
+def resolve_device(requested: str | None) -> torch.device:
+    """``--device`` or the default: ``cuda:$LOCAL_RANK`` under torchrun, else ``cuda``, else ``cpu``."""
+    local_rank = os.environ.get("LOCAL_RANK")
+    if requested is None:
+        requested = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(requested)
+    except RuntimeError:
+        raise RdmevalError(f"--device {requested!r}: not a device (use cuda, cuda:N or cpu)") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise RdmevalError(f"--device {requested}: CUDA is not available on this machine; use --device cpu")
+        if device.index is None:
+            device = torch.device("cuda", int(local_rank) if local_rank is not None else torch.cuda.current_device())
+        if device.index >= torch.cuda.device_count():
+            raise RdmevalError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) are visible")
+        torch.cuda.set_device(device)
+    return device
+
+
+def _looks_like_path(base: str) -> bool:
+    return base.startswith(("/", ".", "~")) or base.count("/") != 1
+
+
+def resolve_base(base: str, *, need_transformer: bool) -> tuple[Path, dict[str, Any]]:
+    """A local pipeline folder for ``--base`` (a folder, or a hub id fetched/cached with huggingface_hub)."""
+    path = Path(base).expanduser()
+    if path.is_dir():
+        local, info = path.resolve(), {"source": "local", "path": str(path.resolve())}
+    elif _looks_like_path(base):
+        raise RdmevalError(f"--base {base}: no such folder (give a diffusers FLUX.2 [klein] pipeline folder or a hub id)")
+    else:
+        from huggingface_hub import snapshot_download
+
+        patterns = _HUB_PATTERNS + (["transformer/*"] if need_transformer else [])
+        try:
+            local = Path(snapshot_download(repo_id=base, allow_patterns=patterns))
+        except Exception as exc:  # huggingface_hub raises many kinds (offline, gated, 404, HTTP)
+            raise RdmevalError(
+                f"--base {base}: cannot get the pipeline from the Hugging Face hub ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0] if str(exc) else ''}). Run once with network access (and `hf auth login` "
+                "if the repo is gated), or pass a local pipeline folder."
+            ) from None
+        info = {"source": "hub", "repo_id": base, "revision": local.name}
+    index_path = local / "model_index.json"
+    try:
+        index = json.loads(index_path.read_text())
+    except (OSError, json.JSONDecodeError):
+        raise RdmevalError(f"--base {base}: {index_path} is missing or unreadable; this is not a diffusers pipeline folder") from None
+    if index.get("_class_name") != PIPELINE_CLASS:
+        raise RdmevalError(f"--base {base}: model_index.json names {index.get('_class_name')!r}, expected {PIPELINE_CLASS}")
+    info["is_distilled"] = bool(index.get("is_distilled", False))
+    return local, info
+
+
+def _fp32_output(_module: torch.nn.Module, _args: Any, output: Any) -> Any:
+    """Forward hook: the DiT output as fp32, so diffusers' scheduler keeps latents (and timesteps) fp32."""
+    if isinstance(output, tuple):
+        return (output[0].float(),) + tuple(output[1:])
+    if isinstance(output, torch.Tensor):
+        return output.float()
+    if hasattr(output, "sample"):
+        output.sample = output.sample.float()
+    return output
+
+
+# ----------------------------------------------------------------------------------------------
+# The generator
+# ----------------------------------------------------------------------------------------------
+
+
+def _check_settings(precision: str, uint8: str, steps: int, height: int, width: int) -> None:
+    if precision not in REGIMES:
+        raise RdmevalError(f"--precision {precision!r}: choose one of {', '.join(REGIMES)}")
+    if uint8 not in ("round", "truncate"):
+        raise RdmevalError(f"--uint8 {uint8!r}: choose round or truncate")
+    if steps < 1:
+        raise RdmevalError(f"--steps must be >= 1, got {steps}")
+    if height % 16 or width % 16 or height <= 0 or width <= 0:
+        raise RdmevalError(f"--resolution {height}x{width}: height and width must be positive multiples of 16")
+
+
+class KleinGenerator:
+    """A FLUX.2 [klein] preset behind rdmeval's :class:`~rdmeval.generators.base.Generator` contract.
+
+    ``KleinGenerator(preset=..., base=..., steps=..., weights=...)`` loads a pipeline folder or hub id;
+    :meth:`from_modules` wraps modules already in memory (benchmarks with random real-shape weights).
+    """
+
+    def __init__(
+        self,
+        *,
+        preset: str,
+        base: str,
+        steps: int,
+        weights: str | None = None,
+        ctx_len: int = 48,
+        text_layers: Sequence[int] = DEFAULT_TEXT_LAYERS,
+        precision: str = "faithful",
+        height: int = 512,
+        width: int = 512,
+        uint8: str = "round",
+        compile: bool = False,
+        device: str | None = None,
+    ):
+        _check_settings(precision, uint8, steps, height, width)
+        from diffusers import AutoencoderKLFlux2, FlowMatchEulerDiscreteScheduler, Flux2Transformer2DModel
+        from transformers import AutoTokenizer
+
+        r = REGIMES[precision]
+        dev = resolve_device(device)
+        local, base_info = resolve_base(base, need_transformer=weights is None)
+        scheduler = FlowMatchEulerDiscreteScheduler.from_pretrained(local, subfolder="scheduler")
+        tokenizer = AutoTokenizer.from_pretrained(local / "tokenizer")
+        vae = AutoencoderKLFlux2.from_pretrained(local, subfolder="vae", torch_dtype=r.vae_dtype)
+        weights_info: dict[str, Any] = {}
+        if weights is not None:
+            from rdmeval.generators.weights import load_transformer_weights
+
+            config = Flux2Transformer2DModel.load_config(local, subfolder="transformer")
+            transformer, weights_info = load_transformer_weights(
+                weights, config, dtype=r.dit_dtype, device=dev, target=f"the transformer of --base {base}"
+            )  # cast on the device: the 8 GB bf16 file never becomes a 16 GB fp32 copy in host memory
+        else:
+            transformer = Flux2Transformer2DModel.from_pretrained(local, subfolder="transformer", torch_dtype=r.dit_dtype)
+        text = load_text_encoder(str(local), subfolder="text_encoder", layers=text_layers, dtype=r.text_dtype, device=dev)
+        self._setup(
+            preset=preset, transformer=transformer, vae=vae, text=text, tokenizer=tokenizer, scheduler=scheduler,
+            steps=steps, ctx_len=ctx_len, regime=r, height=height, width=width, uint8=uint8, compile=compile,
+            device=dev, base_info=base_info, base_label=base,
+        )
+        self.weights_path = str(Path(weights).expanduser().resolve()) if weights else None
+        self.weights_info = weights_info
+
+    @classmethod
+    def from_modules(
+        cls,
+        *,
+        preset: str,
+        transformer: torch.nn.Module,
+        vae: torch.nn.Module,
+        text_encoder: torch.nn.Module,
+        tokenizer: Any,
+        scheduler: Any,
+        steps: int,
+        ctx_len: int = 48,
+        text_layers: Sequence[int] = DEFAULT_TEXT_LAYERS,
+        precision: str = "faithful",
+        height: int = 512,
+        width: int = 512,
+        uint8: str = "round",
+        compile: bool = False,
+        device: str | None = None,
+        base_info: dict[str, Any] | None = None,
+    ) -> "KleinGenerator":
+        """Wrap in-memory modules (cast to the regime's dtypes and moved to the device)."""
+        from rdmeval.generators.text_encoder import Qwen3HiddenStates
+
+        _check_settings(precision, uint8, steps, height, width)
+        r = REGIMES[precision]
+        dev = resolve_device(device)
+        text = text_encoder if isinstance(text_encoder, Qwen3HiddenStates) else Qwen3HiddenStates(text_encoder, text_layers)
+        self = cls.__new__(cls)
+        self._setup(
+            preset=preset, transformer=torch.nn.Module.to(transformer, device=dev, dtype=r.dit_dtype),
+            vae=torch.nn.Module.to(vae, device=dev, dtype=r.vae_dtype), text=text.to(device=dev, dtype=r.text_dtype),
+            tokenizer=tokenizer, scheduler=scheduler, steps=steps, ctx_len=ctx_len, regime=r, height=height, width=width,
+            uint8=uint8, compile=compile, device=dev, base_info=dict(base_info or {"source": "in-memory modules", "is_distilled": True}),
+            base_label="(in-memory modules)",
+        )
+        self.weights_path, self.weights_info = None, {}
+        return self
+
+    def _setup(self, *, preset: str, transformer: torch.nn.Module, vae: torch.nn.Module, text: Any, tokenizer: Any, scheduler: Any,
+               steps: int, ctx_len: int, regime: Regime, height: int, width: int, uint8: str, compile: bool,
+               device: torch.device, base_info: dict[str, Any], base_label: str) -> None:
+        from diffusers import Flux2KleinPipeline
+
+        self.name = preset
+        self.preset = preset
+        self.steps = int(steps)
+        self.ctx_len = int(ctx_len)
+        self.height, self.width = int(height), int(width)
+        self.uint8_mode = uint8
+        self.regime = regime
+        self.compiled = bool(compile)
+        self.device = device
+        self.base_info = base_info
+        self._weights_sha256: str | None = None
+        transformer.eval().requires_grad_(False)
+        vae.eval().requires_grad_(False)
+        self.text = text
+        self.text_layers = text.layers
+        hidden = int(text.model.config.hidden_size)
+        joint = int(transformer.config.joint_attention_dim)
+        if hidden * len(self.text_layers) != joint:
+            raise RdmevalError(
+                f"--text-encoder-layers {','.join(map(str, self.text_layers))}: {len(self.text_layers)} layers x hidden {hidden} = "
+                f"{hidden * len(self.text_layers)} features, but the DiT of --base {base_label} expects {joint} "
+                f"({joint // hidden} layers; klein uses 9,18,27)"
+            )
+        self.prompts = PromptEncoder(tokenizer, text, ctx_len=self.ctx_len, out_dtype=regime.embed_dtype)
+        self.pipe = Flux2KleinPipeline(
+            scheduler=scheduler, vae=vae, text_encoder=None, tokenizer=tokenizer, transformer=transformer,
+            is_distilled=bool(base_info.get("is_distilled", False)),
+        )
+        self.pipe.to(device)
+        self.pipe.set_progress_bar_config(disable=True)
+        if regime.autocast:
+            transformer.register_forward_hook(_fp32_output)
+        if compile:
+            transformer.compile()
+        self.latent_channels = int(transformer.config.in_channels)
+        self._sigmas = self._schedule()
+
+    # ----- contract ------------------------------------------------------------------------
+    @property
+    def latent_shape(self) -> tuple[int, int, int]:
+        return (self.latent_channels, self.height // 16, self.width // 16)
+
+    @property
+    def resolution(self) -> tuple[int, int]:
+        return (self.height, self.width)
+
+    @property
+    def weights_sha256(self) -> str | None:
+        if self.weights_path and self._weights_sha256 is None:
+            from rdmeval.io import sha256_file
+
+            self._weights_sha256 = sha256_file(self.weights_path)
+        return self._weights_sha256
+
+    def describe(self) -> dict[str, Any]:
+        from importlib import metadata
+
+        weights = None
+        if self.weights_path:
+            weights = {"path": self.weights_path, "sha256": self.weights_sha256, **self.weights_info}
+        return {
+            "name": "flux2-klein",
+            "preset": self.preset,
+            "base": {k: v for k, v in self.base_info.items()},
+            "weights": weights,
+            "steps": self.steps,
+            "sigmas": self._sigmas,
+            "height": self.height,
+            "width": self.width,
+            "ctx_len": self.ctx_len,
+            "text_layers": list(self.text_layers),
+            "guidance_scale": 1.0,
+            "precision": self.regime.describe(),
+            "uint8": self.uint8_mode,
+            "diffusers": metadata.version("diffusers"),
+        }
+
+    def generate(self, prompts: Sequence[str], latents: torch.Tensor) -> np.ndarray:
+        prompts = list(prompts)
+        if latents.ndim != 4 or tuple(latents.shape[1:]) != self.latent_shape or latents.shape[0] != len(prompts):
+            raise RdmevalError(
+                f"latents of shape {tuple(latents.shape)} do not match {len(prompts)} prompts x {self.latent_shape}"
+            )
+        with torch.inference_mode():
+            embeds = self.prompts(prompts)
+            images = self._sample(embeds, latents.to(self.device, torch.float32))
+            if self.uint8_mode == "truncate":
+                images = images.float()
+            return to_uint8(images, self.uint8_mode)
+
+    # ----- internals -----------------------------------------------------------------------
+    def _call_pipeline(self, embeds: torch.Tensor, latents: torch.Tensor, output_type: str, callback: Any = None) -> torch.Tensor:
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16) if self.regime.autocast else contextlib.nullcontext()
+        with autocast, warnings.catch_warnings():
+            # Under autocast the fp32 QK-norm weights meet bf16 activations; torch notes it takes the unfused path.
+            warnings.filterwarnings("ignore", message="Mismatch dtype between input and weight")
+            return self.pipe(
+                prompt_embeds=embeds,
+                latents=latents,
+                height=self.height,
+                width=self.width,
+                num_inference_steps=self.steps,
+                guidance_scale=1.0,
+                max_sequence_length=self.ctx_len,
+                text_encoder_out_layers=tuple(self.text_layers),
+                output_type=output_type,
+                return_dict=False,
+                callback_on_step_end=callback,
+            )[0]
+
+    def _sample(self, embeds: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
+        """[0, 1] images (B, 3, H, W): bf16 in the faithful and bf16 regimes, fp32 in fp32."""
+        if not self.regime.autocast:
+            return self._call_pipeline(embeds, latents, "pt")
+        final: dict[str, torch.Tensor] = {}
+
+        def keep_latents(_pipe: Any, _i: int, _t: Any, kwargs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+            final["packed"] = kwargs["latents"]
+            return {}
+
+        self._call_pipeline(embeds, latents, "latent", keep_latents)
+        return self.decode_like_reference(final["packed"])
+
+    def decode_like_reference(self, packed: torch.Tensor) -> torch.Tensor:
+        """Packed (B, h*w, C) latents -> [0, 1] image, in the VAE's dtype, as the reference decodes."""
+        from diffusers import Flux2KleinPipeline
+
+        vae = self.pipe.vae
+        b, _, c = packed.shape
+        h, w = self.height // 16, self.width // 16
+        z = packed.transpose(1, 2).reshape(b, c, h, w).to(vae.dtype)  # tokens are row-major (h, w)
+        mean = vae.bn.running_mean.view(1, -1, 1, 1)
+        std = torch.sqrt(vae.bn.running_var.view(1, -1, 1, 1) + vae.config.batch_norm_eps)
+        z = Flux2KleinPipeline._unpatchify_latents(z * std + mean)
+        image = vae.decode(z, return_dict=False)[0]
+        return torch.clamp(image * 0.5 + 0.5, 0.0, 1.0)
+
+    def _schedule(self) -> list[float]:
+        """The sigmas the pipeline will use (its own recipe, evaluated on a copy of its scheduler)."""
+        from diffusers.pipelines.flux2.pipeline_flux2_klein import compute_empirical_mu
+
+        scheduler = copy.deepcopy(self.pipe.scheduler)
+        seq_len = (self.height // 16) * (self.width // 16)
+        mu = compute_empirical_mu(seq_len, self.steps)
+        if getattr(scheduler.config, "use_flow_sigmas", False):
+            scheduler.set_timesteps(self.steps, device="cpu", mu=mu)
+        else:
+            scheduler.set_timesteps(sigmas=np.linspace(1.0, 1 / self.steps, self.steps), device="cpu", mu=mu)
+        return [float(s) for s in scheduler.sigmas]
+
+
+def build_preset(name: str, options: Any) -> KleinGenerator:
+    """``teacher`` / ``naive`` / ``student`` from rdmeval's GeneratorOptions."""
+    if name not in PRESET_STEPS:
+        raise RdmevalError(f"unknown klein preset {name!r}; choose one of {', '.join(PRESET_STEPS)}")
+    weights = getattr(options, "weights", None)
+    if name == "student" and not weights:
+        raise RdmevalError("--model student needs --weights PATH (model.safetensors or the .pth); it never falls back to the base weights")
+    if name != "student" and weights:
+        raise RdmevalError(f"--model {name} uses the released klein weights of --base; --weights is only for --model student")
+    steps = options.steps if getattr(options, "steps", None) else PRESET_STEPS[name]
+    return KleinGenerator(
+        preset=name,
+        base=options.base,
+        steps=steps,
+        weights=weights,
+        ctx_len=options.ctx_len,
+        text_layers=tuple(getattr(options, "text_layers", None) or DEFAULT_TEXT_LAYERS),
+        precision=options.precision,
+        height=options.height,
+        width=options.width,
+        uint8=options.uint8,
+        compile=options.compile,
+        device=options.device,
+    )
