@@ -1,0 +1,177 @@
+"""``build_report(run_root, out)``: the static HTML report of a run root, written atomically.
+
+The report folder holds ``index.html``, ``report.css``, ``report.js``, ``charts/*.png``, the
+gallery's thumbnails under ``img/`` and the table in every format (``table.md/.csv/.json/.tex``).
+All links are relative, so the folder can be copied anywhere and opened offline.
+
+It is built in a temporary sibling folder and moved into place at the end, so ``out`` holds
+either the previous report or the new one, never a half-written one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from rdmeval import __version__
+from rdmeval.errors import RdmevalError
+from rdmeval.report.charts import Bar, pickscore_chart, task_chart
+from rdmeval.report.gallery import collect_galleries, write_thumbnails
+from rdmeval.report.html import CSS, JS, Figure, page
+from rdmeval.results.table import SHOWN, ResultsTable, RunRoot, build_table, read_run_root, scorer_family, table_models
+
+MARKER = ".rdmeval-report"
+DEFAULT_THUMB = 256
+
+
+@dataclass
+class ReportResult:
+    out: Path
+    n_figures: int
+    n_prompts: int
+    n_images: int
+    seconds: float
+
+    def line(self) -> str:
+        return (f"wrote {self.out / 'index.html'}: {self.n_figures} charts, gallery of {self.n_prompts} prompts "
+                f"({self.n_images} images) [{self.seconds:.1f}s]")
+
+
+def _task_figures(table: ResultsTable, dest: Path) -> list[Figure]:
+    figures = []
+    main = table.section("main")
+    for s in table.sections:
+        if not s.key.startswith("tasks:"):
+            continue
+        main_col = s.key.split(":", 1)[1]
+        bars = {}
+        for (row, col), c in s.cells.items():
+            value = c.value if c.status in SHOWN else None
+            published = c.published
+            if published is None and row == "overall" and (col, main_col) in main.cells:
+                published = main.cells[(col, main_col)].published  # e.g. the teacher's published Overall
+            bars[(row, col)] = Bar(value, c.ci_low if value is not None else None, c.ci_high if value is not None else None, published)
+        if all(b.value is None for b in bars.values()):
+            continue
+        name = f"charts/tasks-{_slug(s.key.split(':', 1)[1])}.png"
+        (dest / name).write_bytes(task_chart(s.title, s.row_keys, s.col_keys, bars))
+        missing = [f"{m}: {s.cells[('overall', m)].shown()}" for m in s.col_keys if s.cells[("overall", m)].value is None
+                   or s.cells[("overall", m)].status not in SHOWN]
+        figures.append(Figure(name, s.title, "Accuracy per task (%), error bars: the scorer's bootstrap interval; "
+                              "diamonds: published figures." + (" No bar: " + "; ".join(missing) if missing else "")))
+    return figures
+
+
+def _pickscore_figures(rr: RunRoot, table: ResultsTable, models: Sequence[str], dest: Path) -> list[Figure]:
+    if rr.rows.empty:
+        return []
+    rows = rr.rows[[scorer_family(s) == "pickscore" for s in rr.rows["scorer"]]]
+    main = table.section("main")
+    figures = []
+    for bench in sorted(set(rows["_bench_key"].astype(str))):
+        scores: dict[str, np.ndarray] = {}
+        prompt_sets = sorted(set(rows.loc[rows["_bench_key"] == bench, "benchmark"].astype(str)))
+        for m in models:
+            r = rows[(rows["_bench_key"] == bench) & (rows["_model_key"] == m)]
+            if r.empty:
+                continue
+            path = Path(r["_run_dir"].iloc[0]) / "scores" / str(r["_scorer_dir"].iloc[0]) / "per_image.parquet"
+            if path.is_file():
+                df = pd.read_parquet(path, columns=["pickscore"])
+                scores[m] = df["pickscore"].to_numpy(dtype=float)
+        if not scores:
+            continue
+        col = next((k for k in main.col_keys if k == bench or k.startswith(f"{bench}:")), None)
+        published = {}
+        if col is not None:
+            for m in models:
+                c = main.cells.get((m, col))
+                if c is not None and c.published is not None:
+                    published[m] = c.published
+        name = f"charts/pickscore-{_slug(bench)}.png"
+        on = bench if prompt_sets == [bench] else f"{bench} ({', '.join(prompt_sets)} prompts)"
+        (dest / name).write_bytes(pickscore_chart(f"PickScore on {on}: per-image distribution", models, scores, published))
+        figures.append(Figure(name, f"PickScore {on}", f"PickScore of every image on {on}, per model "
+                              f"({', '.join(f'{m}: {len(v)} images' for m, v in scores.items())}); the reported number is the mean over prompts."))
+    return figures
+
+
+def _slug(text: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in text)
+
+
+def _prepare_target(out: Path) -> None:
+    if out.exists():
+        if not out.is_dir():
+            raise RdmevalError(f"--out {out} is a file; give a folder for the report")
+        if any(out.iterdir()) and not (out / MARKER).is_file():
+            raise RdmevalError(f"--out {out} is a non-empty folder that is not an rdmeval report; choose a new or empty folder")
+
+
+def _swap_into_place(tmp: Path, out: Path) -> None:
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}-{int(time.time())}")
+        os.replace(out, old)
+    os.replace(tmp, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def build_report(
+    run_root: str | Path,
+    out: str | Path,
+    *,
+    thumb_size: int = DEFAULT_THUMB,
+    max_prompts: int | None = None,
+    gallery: bool = True,
+    n_resamples: int = 2000,
+    seed: int = 0,
+    title: str = "rdmeval report",
+    workers: int = 4,
+) -> ReportResult:
+    """Write the report of ``run_root`` to the folder ``out`` (replacing a previous report there)."""
+    t0 = time.time()
+    if not isinstance(thumb_size, int) or not 32 <= thumb_size <= 1024:
+        raise RdmevalError(f"--thumb-size must be an integer in 32..1024 (pixels), got {thumb_size!r}")
+    if max_prompts is not None and max_prompts < 1:
+        raise RdmevalError(f"--max-prompts must be >= 1, got {max_prompts}")
+    out = Path(out)
+    _prepare_target(out)
+    rr = read_run_root(run_root)
+    models = table_models(rr)
+    table = build_table(rr, n_resamples=n_resamples, seed=seed)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        (tmp / "charts").mkdir()
+        figures = _task_figures(table, tmp) + _pickscore_figures(rr, table, models, tmp)
+        galleries = collect_galleries(rr, models, max_prompts=max_prompts) if gallery else []
+        n_images = write_thumbnails(galleries, tmp, thumb_size, workers=workers) if galleries else 0
+        for fmt, name in (("md", "table.md"), ("csv", "table.csv"), ("json", "table.json"), ("latex", "table.tex")):
+            (tmp / name).write_text(table.render(fmt), encoding="utf-8")
+        (tmp / "report.css").write_text(CSS, encoding="utf-8")
+        (tmp / "report.js").write_text(JS, encoding="utf-8")
+        generated = time.strftime("%Y-%m-%d %H:%M:%S %z")
+        html = page(table, figures, galleries, title=title, generated=generated, version=__version__,
+                    thumb_size=thumb_size, models=models,
+                    gallery_note="" if gallery else "Gallery left out (--no-gallery).")
+        (tmp / "index.html").write_text(html, encoding="utf-8")
+        (tmp / MARKER).write_text(json.dumps({"rdmeval": __version__, "run_root": str(rr.root), "generated": generated}) + "\n")
+        os.chmod(tmp, 0o755)  # mkdtemp makes it 0700
+        _swap_into_place(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    n_prompts = sum(len(g.prompts) for g in galleries)
+    return ReportResult(out, len(figures), n_prompts, n_images, time.time() - t0)

@@ -1,0 +1,327 @@
+"""The HTML report: files and links, atomic replacement, drawn boxes, and a real headless browser.
+
+The browser test serves the report of a smoke run root on 127.0.0.1 and drives Debian's chromium
+over the DevTools protocol (``--remote-debugging-pipe``): it records console messages, exceptions,
+failed loads and every requested URL, checks in the page that the table, the charts and the gallery
+rendered (every image decoded, the task filter working), and saves a full-page screenshot.
+"""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import functools
+import http.server
+import json
+import os
+import shutil
+import subprocess
+import threading
+import time
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from rdmeval.cli.main import main
+from rdmeval.errors import RdmevalError
+from rdmeval.report import build_report
+from rdmeval.report.gallery import class_color, render_thumbnail
+from test_table import make_suite_layout_root, shared_smoke_root  # the same smoke run root as the table tests
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def smoke_root(tmp_path_factory) -> Path:
+    return shared_smoke_root(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def report_dir(smoke_root, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("report") / "report"
+    result = build_report(smoke_root, out, thumb_size=128, n_resamples=200)
+    assert result.n_prompts == 6 and result.n_images == 6 * 4 * 3
+    return out
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[str] = []
+        self.tags: list[tuple[str, dict]] = []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self.tags.append((tag, a))
+        for key in ("src", "href"):
+            if a.get(key):
+                self.links.append(a[key])
+
+
+def test_report_is_self_contained(report_dir):
+    html = (report_dir / "index.html").read_text()
+    parser = _Links()
+    parser.feed(html)
+    for link in parser.links:
+        if link.startswith("#") or link == "data:,":
+            continue
+        assert "://" not in link and not link.startswith("/"), link
+        assert (report_dir / link).is_file(), link
+    for name in ("index.html", "report.css", "report.js"):
+        assert "http://" not in (report_dir / name).read_text() and "https://" not in (report_dir / name).read_text()
+    for name in ("table.md", "table.csv", "table.json", "table.tex"):
+        assert (report_dir / name).stat().st_size > 0
+    # gallery: failures first, and every image of every model
+    articles = [a for t, a in parser.tags if t == "article"]
+    failed = [int(a["data-failed"]) for a in articles]
+    assert len(articles) == 6 and failed == sorted(failed, reverse=True)
+    assert len(list((report_dir / "img").rglob("*.jpg"))) == 72
+    assert sum(1 for t, a in parser.tags if t == "img" and a["src"].startswith("charts/")) == 2
+
+
+def test_thumbnail_draws_the_kept_boxes(tmp_path):
+    src = tmp_path / "white.png"
+    Image.new("RGB", (100, 100), "white").save(src)
+    render_thumbnail(src, tmp_path / "t.png", {"dog": [[20.0, 20.0, 80.0, 80.0, 0.91]]}, size=200)
+    thumb = np.asarray(Image.open(tmp_path / "t.png").convert("RGB")).astype(int)
+    assert thumb.shape == (200, 200, 3)
+    want = np.array([int(class_color("dog")[i : i + 2], 16) for i in (1, 3, 5)])
+    assert np.abs(thumb[120, 40] - want).max() < 2  # left edge of the box, scaled x2
+    assert np.abs(thumb[159, 100] - want).max() < 2  # bottom edge (the line is drawn inward)
+    assert (thumb[100, 100] > 235).all() and (thumb[5, 190] > 235).all()  # inside and outside stay white
+
+
+def test_report_replaces_atomically_and_refuses_foreign_folders(smoke_root, tmp_path, monkeypatch):
+    out = tmp_path / "r"
+    build_report(smoke_root, out, gallery=False, n_resamples=50)
+    first = (out / "index.html").read_text()
+    assert "Gallery left out" in first
+
+    import rdmeval.report.build as build
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(build, "write_thumbnails", boom)
+    with pytest.raises(RuntimeError, match="disk full"):
+        build_report(smoke_root, out, n_resamples=50)
+    assert (out / "index.html").read_text() == first  # the previous report is untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]  # and no temporary folder is left
+
+    foreign = tmp_path / "notes"
+    foreign.mkdir()
+    (foreign / "mine.txt").write_text("keep")
+    with pytest.raises(RdmevalError, match="not an rdmeval report"):
+        build_report(smoke_root, foreign)
+    assert (foreign / "mine.txt").read_text() == "keep"
+
+
+def test_report_of_the_suite_layout(smoke_root, tmp_path):
+    root = make_suite_layout_root(smoke_root, tmp_path / "suite")
+    result = build_report(root, tmp_path / "rep", thumb_size=64, max_prompts=2, n_resamples=50)
+    html = (tmp_path / "rep" / "index.html").read_text()
+    assert result.n_prompts == 2 and "geneval (demo-geneval prompts): 2 prompts" in html
+    assert result.n_figures == 3  # GenEval per task, and PickScore for coco-val and pickapic-test
+    assert "(on demo-captions, not pickapic-test)" in html
+
+
+def test_cli_report(smoke_root, tmp_path, capsys):
+    assert main(["report", str(smoke_root), "--out", str(tmp_path / "rep"), "--thumb-size", "64", "--max-prompts", "2",
+                 "--n-resamples", "50"]) == 0
+    assert "gallery of 2 prompts" in capsys.readouterr().out
+    assert main(["report", str(smoke_root), "--out", str(tmp_path / "rep2"), "--thumb-size", "5"]) == 2
+    assert "--thumb-size" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- the browser
+
+
+class Chromium:
+    """Headless chromium driven over ``--remote-debugging-pipe`` (it reads fd 3, writes fd 4; NUL-separated JSON)."""
+
+    def __init__(self, exe: str, user_data_dir: Path) -> None:
+        cmd_r, self._cmd_w = os.pipe()
+        self._ev_r, ev_w = os.pipe()
+        # the child's ends go above fd 9, so that the shell's "3<&N 4>&M" cannot overwrite one with the other
+        child = [fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in (cmd_r, ev_w)]
+        os.close(cmd_r), os.close(ev_w)
+        argv = [exe, *CHROMIUM_FLAGS, f"--user-data-dir={user_data_dir}", "--remote-debugging-pipe", "about:blank"]
+        self.proc = subprocess.Popen(
+            ["/bin/bash", "-c", f'exec "$@" 3<&{child[0]} 4>&{child[1]} {child[0]}<&- {child[1]}>&-', "bash", *argv],
+            pass_fds=tuple(child), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        for fd in child:
+            os.close(fd)
+        self.events: list[dict] = []
+        self._responses: dict[int, dict] = {}
+        self._next = 0
+        self._cv = threading.Condition()
+        self._stderr: list[bytes] = []
+        threading.Thread(target=self._read_events, daemon=True).start()
+        threading.Thread(target=lambda: self._stderr.extend(self.proc.stderr), daemon=True).start()
+
+    def _read_events(self) -> None:
+        buf = b""
+        with os.fdopen(self._ev_r, "rb", buffering=0) as pipe:
+            while chunk := pipe.read(1 << 16):
+                buf += chunk
+                *messages, buf = buf.split(b"\0")
+                with self._cv:
+                    for raw in messages:
+                        msg = json.loads(raw)
+                        (self._responses.__setitem__(msg["id"], msg) if "id" in msg else self.events.append(msg))
+                    self._cv.notify_all()
+
+    def send(self, method: str, params: dict | None = None, session: str | None = None, timeout: float = 30) -> dict:
+        self._next += 1
+        ident = self._next
+        msg = {"id": ident, "method": method, "params": params or {}, **({"sessionId": session} if session else {})}
+        os.write(self._cmd_w, json.dumps(msg).encode() + b"\0")
+        deadline = time.monotonic() + timeout
+        with self._cv:
+            while ident not in self._responses:
+                left = deadline - time.monotonic()
+                if left <= 0 or self.proc.poll() is not None:
+                    stderr = b"".join(self._stderr[-30:]).decode(errors="replace")
+                    raise AssertionError(f"chromium gave no answer to {method}; its stderr:\n{stderr}")
+                self._cv.wait(min(left, 0.5))
+            resp = self._responses.pop(ident)
+        if "error" in resp:
+            raise AssertionError(f"{method} failed: {resp['error']}")
+        return resp.get("result", {})
+
+    def wait_event(self, method: str, session: str, timeout: float = 30) -> dict:
+        deadline = time.monotonic() + timeout
+        with self._cv:
+            while True:
+                for e in self.events:
+                    if e.get("method") == method and e.get("sessionId") == session:
+                        return e
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"no {method} within {timeout}s")
+                self._cv.wait(min(left, 0.5))
+
+    def close(self) -> None:
+        try:
+            self.send("Browser.close", timeout=5)
+        except AssertionError:
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        os.close(self._cmd_w)
+
+
+def _chromium() -> str:
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        msg = "chromium is not installed (apt-get install -y chromium); the report's browser test needs it"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return exe
+
+
+@pytest.fixture
+def served(report_dir):
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(report_dir)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+# Runs in the page once it has loaded: force every lazy image to load, wait for all, then report
+# what rendered and exercise the gallery filter.
+PAGE_CHECK = """
+(async () => {
+  const imgs = Array.from(document.images);
+  imgs.forEach(img => { img.loading = "eager"; });
+  await Promise.all(imgs.map(img => img.complete ? null : new Promise(done => {
+    img.addEventListener("load", done); img.addEventListener("error", done); })));
+  const g = document.querySelector(".gallery");
+  const visible = () => Array.from(g.querySelectorAll("article.prompt")).filter(a => !a.hidden).length;
+  const out = {
+    title: document.title,
+    tables: Array.from(document.querySelectorAll("table.results")).map(t => t.dataset.section),
+    mainRows: document.querySelectorAll('table[data-section="main"] tbody tr').length,
+    mainText: document.querySelector('table[data-section="main"]').innerText,
+    images: imgs.length,
+    broken: imgs.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.getAttribute("src")),
+    charts: Array.from(document.querySelectorAll("figure.chart img")).map(i => [i.naturalWidth, i.naturalHeight]),
+    articles: visible(),
+    count0: g.querySelector(".count").textContent,
+  };
+  g.querySelector('button[data-task="counting"]').click();
+  out.counting = visible();
+  out.countingTags = Array.from(g.querySelectorAll("article.prompt")).filter(a => !a.hidden).map(a => a.dataset.task);
+  g.querySelector('button[data-task="all"]').click();
+  const box = g.querySelector("input.failures-only");
+  box.checked = true; box.dispatchEvent(new Event("change"));
+  out.failuresOnly = visible();
+  out.withFailures = Array.from(g.querySelectorAll("article.prompt")).filter(a => Number(a.dataset.failed) > 0).length;
+  box.checked = false; box.dispatchEvent(new Event("change"));
+  return JSON.stringify(out);
+})()
+"""
+
+
+def test_report_renders_in_headless_chromium(served, report_dir, tmp_path):
+    exe = _chromium()
+    browser = Chromium(exe, tmp_path / "profile")
+    try:
+        target = browser.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+        session = browser.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        for domain in ("Page", "Runtime", "Log", "Network"):
+            browser.send(f"{domain}.enable", session=session)
+        browser.send("Emulation.setDeviceMetricsOverride", {"width": 1280, "height": 900, "deviceScaleFactor": 1,
+                                                            "mobile": False}, session=session)
+        browser.send("Page.navigate", {"url": f"{served}/index.html"}, session=session)
+        browser.wait_event("Page.loadEventFired", session)
+        result = browser.send("Runtime.evaluate", {"expression": PAGE_CHECK, "awaitPromise": True, "returnByValue": True},
+                              session=session, timeout=60)
+        assert "exceptionDetails" not in result, result
+        page = json.loads(result["result"]["value"])
+
+        metrics = browser.send("Page.getLayoutMetrics", session=session)["cssContentSize"]
+        height = int(min(metrics["height"], 12000))
+        shot = browser.send("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True,
+                                                       "clip": {"x": 0, "y": 0, "width": 1280, "height": height, "scale": 1}},
+                            session=session, timeout=60)
+        (tmp_path / "report.png").write_bytes(base64.b64decode(shot["data"]))
+        events = list(browser.events)
+    finally:
+        browser.close()
+
+    problems = [e["params"] for e in events if e["method"] in ("Runtime.exceptionThrown", "Network.loadingFailed")]
+    problems += [e["params"] for e in events if e["method"] == "Runtime.consoleAPICalled" and e["params"]["type"] in ("error", "warning", "assert")]
+    problems += [e["params"]["entry"] for e in events if e["method"] == "Log.entryAdded" and e["params"]["entry"]["level"] in ("error", "warning")]
+    assert not problems, problems
+    hosts = {e["params"]["request"]["url"].split("/")[2] for e in events
+             if e["method"] == "Network.requestWillBeSent" and not e["params"]["request"]["url"].startswith("data:")}
+    assert hosts == {served.split("/")[2]}  # nothing fetched from anywhere else
+
+    assert page["title"] == "rdmeval report"
+    assert page["tables"][0] == "main" and {"tasks:geneval", "paired", "protocol"} <= set(page["tables"])
+    assert page["mainRows"] == 3 and "not run" in page["mainText"] and "0.8258" in page["mainText"]
+    assert page["broken"] == [] and page["images"] == 72 + 2
+    assert len(page["charts"]) == 2 and all(w > 300 and h > 200 for w, h in page["charts"])
+    assert page["articles"] == 6 and page["count0"] == "6 of 6 prompts shown"
+    assert page["counting"] == 1 and page["countingTags"] == ["counting"]
+    assert page["failuresOnly"] == page["withFailures"] >= 1
+
+    shot = Image.open(tmp_path / "report.png")
+    assert shot.size == (1280, height) and height > 2000
+    assert len(np.unique(np.asarray(shot.convert("L"))[::7, ::7])) > 50  # not a blank page

@@ -1,0 +1,523 @@
+"""The table: published numbers, cells rebuilt from result rows, missing cells explained, paired
+differences, and every renderer read back.
+
+Two run roots:
+
+- a *smoke* root made by the real pipeline: the dummy generator on the demo sets for three models,
+  GenEval scored by the real scorer with a stub detector and color classifier (whose verdicts follow
+  a per-model success rate), PickScore scored by the real scorer on the tiny offline CLIP;
+- a *card* root of hand-written result rows on the card's benchmarks, covering every kind of cell
+  (complete, subset, incomplete, generated but not scored, not run, a second run of a preset).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import re
+import shutil
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rdmeval.cli.main import main
+from rdmeval.errors import RdmevalError
+from rdmeval.prompts.geneval import EXPECTED_COUNTS, TAGS
+from rdmeval.results import write_rows
+from rdmeval.results.paired import paired_geneval, read_geneval_images
+from rdmeval.results.published import (
+    BENCHMARKS,
+    PublishedFileError,
+    load_published,
+    parse_published,
+    published_path,
+    task_mean,
+)
+from rdmeval.results.table import (
+    CARD_MODELS,
+    INCOMPLETE,
+    NOT_RUN,
+    NOT_SCORED,
+    OK,
+    STANDIN,
+    SUBSET,
+    ResultsTable,
+    build_table,
+)
+
+SIZE = 64
+#: Probability that the stub detector "sees" a prompt correctly, per model (student > teacher > naive).
+QUALITY = {"teacher": 0.75, "naive": 0.3, "student": 0.85}
+
+
+# ----------------------------------------------------------------------------- the smoke run root
+
+
+def _good(path: Path) -> bool:
+    """Whether this image "succeeds": a fixed function of (model folder, prompt, sample)."""
+    key = f"{path.parents[3].name}/{path.parents[1].name}/{path.stem}"
+    u = int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) / 16**8
+    return u < QUALITY.get(path.parents[3].name, 0.5)
+
+
+def _meta(path: Path) -> dict:
+    return json.loads((Path(path).parents[1] / "metadata.jsonl").read_text())
+
+
+class StubDetector:
+    """Detections that satisfy the prompt when the image "succeeds", and miss its last object otherwise."""
+
+    identity = {"detector": "stub", "version": "1", "mask_score_floor": 0.05}
+
+    def detect(self, paths, batch_size=8):
+        from rdmeval.scorers.geneval.detections import Detection
+        from rdmeval.scorers.geneval.detector import DetectedImage
+
+        def det(x: int, y: int) -> Detection:
+            mask = np.zeros((SIZE, SIZE), dtype=bool)
+            mask[y : y + 14, x : x + 14] = True
+            return Detection(np.array([x, y, x + 14, y + 14, 0.95], dtype=np.float32), mask)
+
+        for p in map(Path, paths):
+            md = _meta(p)
+            clauses = md["include"] if _good(p) else md["include"][:-1]
+            dets: dict = {}
+            for i, clause in enumerate(clauses):
+                for k in range(clause["count"]):
+                    x, y = (2, 30) if "position" in clause else (4 + 18 * k, 8 + 24 * i)
+                    dets.setdefault(clause["class"], []).append(det(x, y))
+            if any("position" in c for c in clauses):  # the target to the right of the subject
+                dets[md["include"][0]["class"]] = [det(40, 30)]
+            yield DetectedImage(dets, SIZE, SIZE)
+
+
+class StubColors:
+    identity = {"classifier": "stub"}
+
+    def predict(self, requests, opts=None):
+        out = []
+        for r in requests:
+            want = next(c.get("color") for c in _meta(r.image)["include"] if c["class"] == r.class_name)
+            out.append(want if _good(Path(r.image)) else "black")
+        return out
+
+
+def make_smoke_root(root: Path) -> Path:
+    """runs/{teacher,naive,student}/{demo-geneval,demo-captions}, generated and scored for real.
+
+    The dummy generator stands in for the three presets (``request.model.preset`` is set so the
+    result rows carry the preset's name, as a klein run's would).
+    """
+    from rdmeval.fixtures.tiny_clip import build_tiny_clip
+    from rdmeval.scorers.geneval.score import score_geneval_run
+    from rdmeval.scorers.pickscore.model import PickScorer
+    from rdmeval.scorers.pickscore.score import score_pickscore_run
+
+    tiny = build_tiny_clip(root / "tiny-clip")
+    scorer = PickScorer.from_pretrained(str(tiny), str(tiny), device="cpu", batch_size=8)
+    for i, model in enumerate(CARD_MODELS):
+        for prompts, policy in (("demo-geneval", f"per-sample:{46_000_000 + i * 1_000_000}"), ("demo-captions", f"one-call:{i}")):
+            out = root / "runs" / model / prompts
+            assert main(["generate", "--model", "dummy", "--prompts", prompts, "--out", str(out), "--resolution", str(SIZE),
+                         "--rng-device", "cpu", "--no-progress", "--seed-policy", policy]) == 0
+            manifest = json.loads((out / "manifest.json").read_text())
+            manifest["request"]["model"]["preset"] = model
+            (out / "manifest.json").write_text(json.dumps(manifest))
+            if prompts == "demo-geneval":
+                score_geneval_run(out, detector=StubDetector(), color=StubColors(), progress=False, n_resamples=200)
+            else:
+                score_pickscore_run(out, scorer, progress=False, n_resamples=200)
+    return root
+
+
+def shared_smoke_root(tmp_path_factory) -> Path:
+    """The smoke root, built once per test session (test_report.py uses it too) and never modified."""
+    root = tmp_path_factory.getbasetemp() / "smoke-root"
+    if not (root / ".complete").is_file():
+        shutil.rmtree(root, ignore_errors=True)
+        make_smoke_root(root)
+        (root / ".complete").touch()
+    return root
+
+
+@pytest.fixture(scope="module")
+def smoke_root(tmp_path_factory) -> Path:
+    return shared_smoke_root(tmp_path_factory)
+
+
+# ----------------------------------------------------------------------------- the card run root
+
+
+STUDENT_TASKS = {"single_object": 0.990625, "two_object": 0.9166666666666666, "counting": 0.778125,
+                 "colors": 0.9202127659574468, "position": 0.6725, "color_attr": 0.7075}
+
+
+def _rows(model: str, bench: str, scorer: str, values: dict, *, n: int, n_prompts: int, complete: bool = True,
+          coverage: float = 1.0, ci: float = 0.02) -> list[dict]:
+    protocol = {"n_per_prompt": 4 if bench == "geneval" else 1, "rng_device": "cuda", "resolution": [512, 512],
+                "seed_policy": {"kind": "per-sample", "formula": "seed = 46000000 + prompt_idx*100 + sample_idx"},
+                "model": {"name": "klein", "preset": model, "ctx_len": 48 if bench != "pickapic-test" else 232,
+                          "steps": 4 if model == "teacher" else 1, "precision": "faithful"},
+                "bootstrap": {"level": 0.95, "n_resamples": 1000, "seed": 0}}
+    out = []
+    for (category, metric), value in values.items():
+        task_n = 4 * EXPECTED_COUNTS.get(category, 0)
+        out.append({"run_id": f"runs/{model}/{bench}", "model": model, "benchmark": bench, "benchmark_version": "1",
+                    "benchmark_definition": f"{bench} as defined for the test", "scorer": scorer, "scorer_version": "1",
+                    "category": category, "metric": metric, "value": value, "ci_low": value - ci, "ci_high": value + ci,
+                    "n": task_n or n, "n_prompts": EXPECTED_COUNTS.get(category, n_prompts), "coverage": coverage,
+                    "complete": complete, "higher_is_better": True, "protocol": json.dumps(protocol),
+                    "versions": json.dumps({"torch": "2.14.1", "diffusers": "0.42.1", "transformers": "5.24.0"})})
+    return out
+
+
+def _geneval_values(tasks: dict) -> dict:
+    values = {(t, "accuracy"): v for t, v in tasks.items()}
+    values[("overall", "overall")] = float(np.mean(list(tasks.values())))
+    return values
+
+
+def make_card_root(root: Path) -> Path:
+    runs = root / "runs"
+    write = lambda model, bench, scorer, rows: write_rows(rows, runs / model / bench / "scores" / scorer / "summary.parquet")  # noqa: E731
+    write("student", "geneval", "geneval", _rows("student", "geneval", "geneval-mmdet", _geneval_values(STUDENT_TASKS), n=2212, n_prompts=553))
+    teacher = {t: v - 0.03 for t, v in STUDENT_TASKS.items()}
+    write("teacher", "geneval", "geneval", _rows("teacher", "geneval", "geneval-mmdet", _geneval_values(teacher), n=400, n_prompts=100))
+    naive = {t: v / 2 for t, v in STUDENT_TASKS.items()}
+    write("naive", "geneval", "geneval", _rows("naive", "geneval", "geneval-mmdet", _geneval_values(naive), n=2100, n_prompts=525,
+                                               complete=False, coverage=2100 / 2212))
+    write("student", "pickapic-test", "pickscore", _rows("student", "pickapic-test", "pickscore", {("all", "pickscore_mean"): 21.9},
+                                                         n=499, n_prompts=499, ci=0.1))
+    write("student", "coco-val", "pickscore", _rows("student", "coco-val", "pickscore", {("all", "pickscore_mean"): 22.7}, n=1000, n_prompts=1000))
+    write("teacher", "coco-val", "pickscore", _rows("teacher", "coco-val", "pickscore", {("all", "pickscore_mean"): 22.6}, n=1000, n_prompts=1000))
+    # a second student run (another ctx_len) in its own folder: its own row, compared with the student's numbers
+    write("student-ctx48", "pickapic-test", "pickscore", _rows("student", "pickapic-test", "pickscore",
+                                                               {("all", "pickscore_mean"): 21.2}, n=499, n_prompts=499))
+    # generated (2 of 2 images missing), never scored
+    naive_pick = runs / "naive" / "pickapic-test"
+    naive_pick.mkdir(parents=True)
+    (naive_pick / "manifest.json").write_text(json.dumps({"request": {
+        "model": {"name": "klein", "preset": "naive"}, "prompt_set": {"name": "pickapic-test", "version": "1"},
+        "prompt_indices": [0, 1], "n_per_prompt": 1}}))
+    return root
+
+
+@pytest.fixture(scope="module")
+def card_root(tmp_path_factory) -> Path:
+    return make_card_root(tmp_path_factory.mktemp("card"))
+
+
+# ----------------------------------------------------------------------------- published numbers
+
+
+def test_published_file_has_every_card_cell_with_a_source():
+    pub = load_published()
+    assert pub.primary.id == "card"
+    for model in CARD_MODELS:
+        for bench in BENCHMARKS:
+            metric = ("overall", "overall") if bench == "geneval" else ("all", "pickscore_mean")
+            value = pub.get(model, bench, *metric)
+            assert value is not None, (model, bench)
+            assert value.source.strip()
+    assert set(pub.task_values("student")) == set(TAGS)
+    assert {r.id for r in pub.other_runs()} == {"authors-rerun", "paper-table2"}
+    assert all(v.source for v in pub.values)
+
+
+def test_card_geneval_overall_is_the_mean_of_its_per_task_figures():
+    pub = load_published()
+    tasks = pub.task_values("student")
+    assert len(tasks) == 6
+    overall = pub.get("student", "geneval", "overall", "overall")
+    mean = task_mean(tasks.values())
+    assert f"{mean:.4f}" == overall.text  # (99.4 + 92.4 + 92.3 + 75.6 + 70.8 + 65.0) / 6 = 0.82583...
+    assert abs(mean - overall.value) < 0.5e-4
+    # the authors' re-run prints its overall to 3 decimals
+    rerun = pub.task_values("student", run="authors-rerun")
+    assert f"{task_mean(rerun.values()):.3f}" == pub.get("student", "geneval", "overall", "overall", run="authors-rerun").text
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda d: d["runs"]["card"].pop("source"), "'source' is required"),
+        (lambda d: d["values"][9].update(value=0.95), "disagree"),  # text "99.4" vs 0.95
+        (lambda d: d["values"][6].update(value=82.58), "fractions in [0, 1]"),
+        (lambda d: d["values"].append(dict(d["values"][1])), "duplicates entry"),
+        (lambda d: d["values"][1].update(run="nowhere"), "has no [runs.nowhere]"),
+        (lambda d: d["runs"]["authors-rerun"].update(primary=True), "exactly one run"),
+        (lambda d: d["values"][0].update(approx=False), "set approx = true"),
+        (lambda d: d["values"][1].update(benchmark="imagenet"), "benchmark 'imagenet'"),
+        (lambda d: d["values"][1].update(colour="red"), "unknown field"),
+    ],
+)
+def test_published_file_errors_name_the_entry_and_field(mutate, message):
+    data = tomllib.loads(published_path().read_text())
+    bad = copy.deepcopy(data)
+    mutate(bad)
+    with pytest.raises(PublishedFileError, match=re.escape(message)):
+        parse_published(bad, "published.toml")
+    parse_published(data)  # the untouched document is valid
+
+
+# ----------------------------------------------------------------------------- the card root: every kind of cell
+
+
+def test_card_cells_reproduced_published_delta_and_why(card_root):
+    pub = load_published()
+    t = build_table(card_root, n_resamples=100)
+    main_ = t.section("main")
+    assert main_.row_keys == ["teacher", "naive", "student", "student-ctx48"]
+
+    student = main_.cell("student", "geneval")
+    overall = float(np.mean(list(STUDENT_TASKS.values())))
+    card = pub.get("student", "geneval", "overall", "overall").value
+    assert student.status == OK and student.value == pytest.approx(overall)
+    assert student.published == card and student.delta == pytest.approx(overall - card)
+    assert student.shown() == f"{overall:.4f} [{overall - 0.02:.4f}, {overall + 0.02:.4f}]"
+    assert student.shown_delta() == f"{overall - card:+.4f}"
+
+    naive = main_.cell("naive", "geneval")
+    assert naive.status == INCOMPLETE and naive.why == "incomplete run: 2,100/2,212 images"
+    assert naive.shown() == naive.why and naive.delta is None and naive.shown_published() == "~0.42"
+
+    teacher = main_.cell("teacher", "geneval")
+    assert teacher.status == SUBSET and "subset: 100 of 553 prompts" in teacher.shown() and teacher.delta is None
+
+    assert main_.cell("teacher", "pickapic-test").status == NOT_RUN
+    assert main_.cell("teacher", "pickapic-test").shown() == "not run"
+    not_scored = main_.cell("naive", "pickapic-test")
+    assert not_scored.status == NOT_SCORED and not_scored.why == "incomplete run: 0/2 images, not scored"
+    assert main_.cell("naive", "coco-val").shown() == "not run"
+
+    # a second run of the student preset under another folder is compared with the student's published number
+    ctx = main_.cell("student-ctx48", "pickapic-test")
+    assert ctx.value == 21.2 and ctx.delta == pytest.approx(21.2 - pub.get("student", "pickapic-test", "all", "pickscore_mean").value)
+
+    md = t.to_markdown()
+    for why in ("incomplete run: 2,100/2,212 images", "not run", "incomplete run: 0/2 images, not scored", "subset: 100 of 553 prompts"):
+        assert why in md
+
+
+def test_card_per_task_table_against_the_card_and_the_rerun(card_root):
+    pub = load_published()
+    tasks = build_table(card_root, n_resamples=100).section("tasks:geneval")
+    assert tasks.row_keys == ["single_object", "two_object", "colors", "counting", "color_attr", "position", "overall"]
+    assert tasks.col_keys == list(CARD_MODELS)
+    for tag, value in STUDENT_TASKS.items():
+        c = tasks.cell(tag, "student")
+        card = pub.get("student", "geneval", tag, "accuracy")
+        assert c.shown().startswith(f"{100 * value:.1f} [")
+        assert c.published_text == card.text and c.delta == pytest.approx(value - card.value)
+        assert c.others["authors-rerun"] == pub.get("student", "geneval", tag, "accuracy", run="authors-rerun").text
+        assert tasks.cell(tag, "teacher").published is None  # no per-task figures for the teacher
+    assert tasks.cell("overall", "student").published_text == "82.58"
+    assert "student: card" in tasks.header() and "student: authors' local re-run" in tasks.header()
+
+
+def test_other_published_runs_and_protocol(card_root):
+    t = build_table(card_root, n_resamples=100)
+    runs = t.section("published-runs")
+    rerun = runs.cell("authors-rerun/student/pickapic-test/all/pickscore_mean", "value")
+    assert rerun.value == 21.9 and rerun.published == 21.83 and rerun.delta == pytest.approx(21.9 - 21.83)
+    table2 = runs.cell("paper-table2/teacher/geneval/overall/overall", "value")
+    assert table2.status == SUBSET and table2.published_text == "0.794"
+
+    proto = t.section("protocol")
+    assert proto.cell("ctx_len", "geneval").text == "48"
+    assert proto.cell("ctx_len", "pickapic-test").text == "232"
+    assert proto.cell("steps", "geneval").text == "teacher: 4; naive: 1; student: 1"
+    assert proto.cell("rng_device", "coco-val").text == "cuda"
+    assert proto.cell("definition", "coco-val").text == "coco-val as defined for the test"
+    assert proto.cell("bootstrap", "geneval").text.startswith("95% percentile bootstrap, 1000 resamples")
+
+
+# ----------------------------------------------------------------------------- the smoke root: real scorer outputs
+
+
+def test_smoke_table_from_real_scorer_rows(smoke_root):
+    t = build_table(smoke_root, n_resamples=300)
+    main_ = t.section("main")
+    # the card's benchmarks were not run: every card cell says so, next to the published value
+    for m in CARD_MODELS:
+        for col in ("geneval", "coco-val", "pickapic-test"):
+            assert main_.cell(m, col).status == NOT_RUN and main_.cell(m, col).published is not None
+    assert "demo-geneval:geneval-mmdet" in main_.col_keys and "demo-captions:pickscore" in main_.col_keys
+    for m in CARD_MODELS:
+        run = smoke_root / "runs" / m / "demo-geneval" / "scores" / "geneval"
+        per_image = pd.read_parquet(run / "per_image.parquet")
+        expected = per_image.groupby("tag")["correct"].mean().mean()  # GenEval's Overall, from the per-image rows
+        cell = main_.cell(m, "demo-geneval:geneval-mmdet")
+        assert cell.status == OK and cell.value == pytest.approx(expected) and cell.published is None
+        tasks = t.section("tasks:demo-geneval:geneval-mmdet")
+        for tag, acc in per_image.groupby("tag")["correct"].mean().items():
+            assert tasks.cell(tag, m).value == pytest.approx(acc)
+    proto = t.section("protocol")
+    assert proto.cell("rng_device", "demo-geneval:geneval-mmdet").text == "cpu"
+    assert proto.cell("resolution", "demo-geneval:geneval-mmdet").text == "64x64"
+    assert "threshold 0.3" in proto.cell("scorer_settings", "demo-geneval:geneval-mmdet").text
+
+
+def test_paired_differences_match_the_per_prompt_files(smoke_root):
+    t = build_table(smoke_root, n_resamples=500)
+    paired = t.section("paired")
+    # GenEval: the paired point estimate is the difference of the two runs' Overall
+    g = paired.cell("student-teacher/demo-geneval:geneval-mmdet/overall", "diff")
+    s_img = pd.read_parquet(smoke_root / "runs/student/demo-geneval/scores/geneval/per_image.parquet")
+    t_img = pd.read_parquet(smoke_root / "runs/teacher/demo-geneval/scores/geneval/per_image.parquet")
+    expected = s_img.groupby("tag")["correct"].mean().mean() - t_img.groupby("tag")["correct"].mean().mean()
+    assert g.value == pytest.approx(expected) and g.ci_low <= g.value <= g.ci_high
+    # PickScore: the mean over prompts of the per-prompt differences
+    p = paired.cell("student-teacher/demo-captions:pickscore/all", "diff")
+    a = pd.read_parquet(smoke_root / "runs/student/demo-captions/scores/pickscore/per_prompt.parquet").set_index("prompt_index")
+    b = pd.read_parquet(smoke_root / "runs/teacher/demo-captions/scores/pickscore/per_prompt.parquet").set_index("prompt_index")
+    assert p.value == pytest.approx((a["pickscore"] - b["pickscore"]).mean())
+    assert p.extra["n_prompts"] == len(a)
+    # the card's benchmarks: no runs, so no comparison, and the row says why
+    assert paired.cell("student-teacher/geneval/overall", "diff").shown() == "student and teacher not run"
+
+
+def make_suite_layout_root(smoke_root: Path, root: Path) -> Path:
+    """The layout of `rdmeval reproduce --smoke`: suite benchmark folders, demo prompt sets standing in
+    (coco-val and pickapic-test both use demo-captions)."""
+    for m in CARD_MODELS:
+        for src, dst in (("demo-geneval", "geneval"), ("demo-captions", "coco-val"), ("demo-captions", "pickapic-test")):
+            shutil.copytree(smoke_root / "runs" / m / src, root / "runs" / m / dst)
+    return root
+
+
+def test_suite_folders_with_stand_in_prompt_sets(smoke_root, tmp_path):
+    root = make_suite_layout_root(smoke_root, tmp_path / "suite")
+    t = build_table(root, n_resamples=100)
+    main_ = t.section("main")
+    assert main_.col_keys == ["geneval", "coco-val", "pickapic-test"]  # no extra columns
+    demo = pd.read_parquet(smoke_root / "runs/student/demo-captions/scores/pickscore/summary.parquet")
+    for col in ("coco-val", "pickapic-test"):
+        c = main_.cell("student", col)
+        assert c.status == STANDIN and c.value == pytest.approx(demo["value"].iloc[0])
+        assert c.delta is None and c.shown().endswith(f"(on demo-captions, not {col})") and c.published is not None
+    assert main_.cell("naive", "geneval").shown().endswith("(on demo-geneval, not geneval)")
+    paired = t.section("paired")
+    assert paired.cell("student-teacher/pickapic-test/all", "diff").status == OK
+    assert paired.cell("student-teacher/geneval/overall", "diff").status == OK
+    assert t.section("protocol").cell("prompt set", "coco-val").text == "demo-captions v1, 4 prompts"
+
+
+def test_paired_geneval_bootstrap():
+    def frame(hits: dict[int, int], tags: dict[int, str]) -> pd.DataFrame:
+        rows = [{"prompt_index": i, "tag": tags[i], "prompt": f"p{i}", "correct": j < hits[i]} for i in hits for j in range(4)]
+        return pd.DataFrame(rows)
+
+    tags = {0: "a", 1: "a", 2: "b", 3: "b", 4: "b"}
+    a = frame({0: 4, 1: 2, 2: 1, 3: 3, 4: 0}, tags)
+    b = frame({0: 3, 1: 2, 2: 1, 3: 1, 4: 0}, tags)
+    res = {r.category: r for r in paired_geneval(a, b, n_resamples=400, seed=1)}
+    assert res["a"].diff == pytest.approx(6 / 8 - 5 / 8) and res["b"].diff == pytest.approx(4 / 12 - 2 / 12)
+    assert res["overall"].diff == pytest.approx((1 / 8 + 2 / 12) / 2)
+    assert (res["overall"].wins, res["overall"].losses, res["overall"].ties) == (2, 0, 3)
+    # A never does worse on any prompt, so no resample can give a negative difference
+    assert res["overall"].ci_low >= 0 and res["overall"].ci_high <= max(1 / 4, 2 / 4)
+    same = {r.category: r for r in paired_geneval(a, a, n_resamples=50)}
+    assert same["overall"].diff == 0 and same["overall"].ci_low == 0 and same["overall"].ci_high == 0
+    with pytest.raises(RdmevalError, match="different prompts"):
+        paired_geneval(a, b[b["prompt_index"] != 4])
+
+
+def test_official_results_jsonl_is_read_like_per_image_parquet(smoke_root, tmp_path):
+    scores = smoke_root / "runs" / "student" / "demo-geneval" / "scores" / "geneval"
+    only_jsonl = tmp_path / "geneval"
+    only_jsonl.mkdir()
+    (only_jsonl / "results.jsonl").write_text((scores / "results.jsonl").read_text())
+    a = read_geneval_images(scores).sort_values(["prompt_index", "sample_index"]).reset_index(drop=True)
+    b = read_geneval_images(only_jsonl).sort_values(["prompt_index", "sample_index"]).reset_index(drop=True)
+    for col in ("prompt_index", "sample_index", "tag", "correct", "reason", "image"):
+        assert a[col].tolist() == b[col].tolist(), col
+    assert [json.loads(x) for x in a["details"]] == [json.loads(x) for x in b["details"]]
+
+
+# ----------------------------------------------------------------------------- renderers: every format reads back
+
+
+def _md_tables(text: str) -> dict[str, list[list[str]]]:
+    tables, title = {}, None
+    for line in text.splitlines():
+        if line.startswith("## "):
+            title = line[3:]
+        elif line.startswith("|") and not line.startswith("|---"):
+            cells = [c.strip().replace("\\|", "|").replace("\\\\", "\\") for c in re.split(r"(?<!\\)\|", line.strip()[1:-1])]
+            tables.setdefault(title, []).append(cells)
+    return tables
+
+
+_UNLATEX = [(r"$\Delta$", "Δ"), (r"$\approx$", "≈"), (r"$\sim$", "~"), (r"$\times$", "×"), (r"$\cdot$", "·"), ("---", "—"),
+            (r"\&", "&"), (r"\%", "%"), (r"\$", "$"), (r"\#", "#"), (r"\_", "_"), (r"\{", "{"), (r"\}", "}"),
+            (r"\textasciicircum{}", "^"), (r"\textbackslash{}", "\\")]
+
+
+def _latex_tables(text: str) -> dict[str, list[list[str]]]:
+    tables, title, inside = {}, None, False
+    for line in text.splitlines():
+        if line.startswith("\\caption{"):
+            title = line[len("\\caption{") : -1]
+        elif line == "\\toprule":
+            inside = True
+        elif line == "\\bottomrule":
+            inside = False
+        elif inside and line != "\\midrule":
+            cells = [c.strip() for c in line.removesuffix(" \\\\").split(" & ")]
+            for old, new in _UNLATEX:
+                cells = [c.replace(old, new) for c in cells]
+            tables.setdefault(title, []).append(cells)
+    for old, new in _UNLATEX:
+        tables = {k.replace(old, new): v for k, v in tables.items()}
+    return tables
+
+
+@pytest.mark.parametrize("root_name", ["smoke_root", "card_root"])
+def test_every_format_round_trips(root_name, request):
+    t = build_table(request.getfixturevalue(root_name), n_resamples=200)
+    assert ResultsTable.from_json(t.to_json()) == t
+    assert ResultsTable.from_csv(t.to_csv()) == t
+    md, tex = _md_tables(t.to_markdown()), _latex_tables(t.to_latex())
+    for s in t.sections:
+        if not s.row_keys:
+            continue
+        assert md[s.title] == [s.header(), *s.body()], s.key
+        assert tex[s.title] == [s.header(), *s.body()], s.key
+    # the printed numbers are the row values at the printed precision (an independent look at formatting)
+    main_ = t.section("main")
+    printed = {row[0]: row[1:] for row in md[main_.title][1:]}
+    for m, label in zip(main_.row_keys, main_.row_labels):
+        for c in main_.col_keys:
+            cell = main_.cell(m, c)
+            if cell.status == OK:
+                shown = next(x for x in printed[label] if x.split(" [")[0] == f"{cell.value:.{cell.decimals}f}")
+                lo, hi = (float(v) for v in shown.split(" [")[1].rstrip("]").split(", "))
+                assert lo == pytest.approx(cell.ci_low, abs=0.51 * 10 ** -cell.decimals)
+                assert hi == pytest.approx(cell.ci_high, abs=0.51 * 10 ** -cell.decimals)
+
+
+def test_cli_table_writes_every_format(smoke_root, tmp_path, capsys):
+    for fmt in ("md", "csv", "latex", "json"):
+        out = tmp_path / f"table.{fmt}"
+        assert main(["table", str(smoke_root), "--format", fmt, "--out", str(out), "--n-resamples", "200"]) == 0
+        assert out.stat().st_size > 0
+    assert ResultsTable.from_json((tmp_path / "table.json").read_text()) == build_table(smoke_root, n_resamples=200)
+    assert main(["table", str(smoke_root), "--n-resamples", "200"]) == 0
+    assert "## The model card's table" in capsys.readouterr().out
+
+
+def test_cli_table_errors_are_clear(tmp_path, capsys):
+    assert main(["table", str(tmp_path)]) == 2
+    assert "has no runs/ folder" in capsys.readouterr().err
+    (tmp_path / "runs").mkdir()
+    assert main(["table", str(tmp_path)]) == 2
+    assert "no run directories" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["table", str(tmp_path), "--pair", "student"])
+    with pytest.raises(RdmevalError, match="not an rdmeval table CSV"):
+        ResultsTable.from_csv("a,b\n1,2\n")
