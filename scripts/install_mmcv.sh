@@ -22,10 +22,26 @@ if [ "$force" != "--force" ] && "$PY" - <<'PYEOF' 2>/dev/null
 import importlib.metadata as md, sys
 import mmcv, mmcv.ops  # noqa: F401  (fails if ops were not compiled)
 from mmcv.ops import nms  # noqa: F401
-sys.exit(0 if md.version("mmcv") == "2.1.0" else 1)
+if md.version("mmcv") != "2.1.0":
+    sys.exit(1)
+import torch
+if torch.cuda.is_available():
+    # a CPU-only build, or one for other GPU architectures, must be rebuilt on this machine: compare
+    # the compiled deformable attention with mmcv's pure-PyTorch version on a tiny input
+    from mmcv.ops.multi_scale_deform_attn import MultiScaleDeformableAttnFunction as F, multi_scale_deformable_attn_pytorch as ref
+    g = torch.Generator().manual_seed(0)
+    shapes = torch.tensor([[6, 4], [3, 2]])
+    start = torch.tensor([0, 24])
+    v, loc, w = torch.rand(1, 30, 2, 8, generator=g), torch.rand(1, 5, 2, 2, 2, 2, generator=g), torch.rand(1, 5, 2, 2, 2, generator=g)
+    try:
+        out = F.apply(v.cuda(), shapes.cuda(), start.cuda(), loc.cuda(), w.cuda(), 64).cpu()
+    except RuntimeError:
+        sys.exit(1)
+    sys.exit(0 if torch.allclose(out, ref(v, shapes, loc, w), atol=1e-4) else 1)
+sys.exit(0)
 PYEOF
 then
-  echo "install_mmcv: mmcv ${MMCV_VERSION} with compiled ops is already installed; nothing to do."
+  echo "install_mmcv: mmcv ${MMCV_VERSION} with working compiled ops is already installed; nothing to do."
   exit 0
 fi
 

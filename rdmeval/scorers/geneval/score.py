@@ -1,0 +1,557 @@
+"""Score a GenEval run directory: detect once (cached, resumable, shardable), then judge from the cache.
+
+``score_geneval_run`` runs three phases:
+
+1. **detect** the run's images that have no valid cached detections (this shard's share of them),
+   writing ``<run>/scores/geneval/detections/<idx>/<j>.json`` as each image is done;
+2. **colors**: find the detections the judge will ask colors for (the top-k of each color clause
+   whose count test passes), classify those not cached yet, and cache them per detection;
+3. **judge** every image with the official semantics and write ``results.jsonl`` (the official rows,
+   readable by GenEval's ``summary_scores.py``), ``per_image.parquet`` (tidy, with provenance),
+   ``summary.txt`` (the official summary text) and ``summary.parquet`` (result rows with bootstrap
+   confidence intervals).
+
+``rejudge=True`` skips phase 1 and needs every image's detections in the cache. An incomplete run
+(missing prompt folders or images) is refused unless ``allow_incomplete=True``; then every number is
+reported with the run's coverage.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import time
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from rdmeval.errors import RdmevalError, RunStoreError
+from rdmeval.io import atomic_write_bytes, atomic_write_text
+from rdmeval.prompts.geneval import COLORS, is_geneval_record
+from rdmeval.results import provenance_from_run, write_rows
+from rdmeval.scorers.geneval.cache import (
+    CachedDetections,
+    ColorCache,
+    color_path,
+    detection_path,
+    detection_ref,
+    image_sha256,
+    read_detections,
+    scores_dir,
+    write_detections,
+)
+from rdmeval.scorers.geneval.colors import ColorRequest, classifier_key
+from rdmeval.scorers.geneval.detections import Detection, ImageDetections
+from rdmeval.scorers.geneval.detector import Detector, identity_key
+from rdmeval.scorers.geneval.judge import JudgeOptions, Verdict, judge
+from rdmeval.scorers.geneval.summary import (
+    GenevalSummary,
+    bootstrap_ci,
+    format_official_summary,
+    official_row,
+    summarize,
+    write_official_results,
+)
+from rdmeval.store import RunStore, WorkItem, resolve_shard, shard_items
+
+SCORER = "geneval-mmdet"
+#: Bump when a change to this scorer (not to the judge options) could change a number.
+SCORER_VERSION = "1"
+#: Library versions recorded with every result.
+VERSIONED_PACKAGES = ("torch", "mmdet", "mmcv", "mmengine", "open_clip_torch", "pycocotools", "pillow", "numpy")
+
+
+class ColorClassifier(Protocol):
+    """What scoring needs from the color classifier (ClipColorClassifier, or a stub in tests)."""
+
+    @property
+    def identity(self) -> dict[str, Any]: ...
+
+    def predict(self, requests: Sequence[ColorRequest], opts: JudgeOptions = ...) -> list[str]: ...
+
+
+@dataclass
+class GenevalScoreResult:
+    """What one call did and produced; ``judged`` is False for a shard that left judging to others."""
+
+    run_dir: Path
+    judged: bool
+    detected: int
+    reused: int
+    colors_classified: int
+    coverage: dict[str, Any]
+    summary: GenevalSummary | None = None
+    summary_text: str = ""
+    outputs: dict[str, Path] = field(default_factory=dict)
+    message: str = ""
+    seconds: float = 0.0
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _dist():
+    """torch.distributed (gloo; only barriers are needed) under torchrun with WORLD_SIZE > 1, else None."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group(backend="gloo")
+    return dist
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for pkg in VERSIONED_PACKAGES:
+        try:
+            out[pkg] = importlib_metadata.version(pkg)
+        except importlib_metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def _listing(title: str, names: Sequence[str], limit: int = 20) -> str:
+    shown = ", ".join(names[:limit]) + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
+    return f"{title} ({len(names)}): {shown}"
+
+
+def _check_complete(store: RunStore, coverage: dict[str, Any]) -> None:
+    lines = [
+        f"{store.root} is incomplete: {coverage['present_images']} of {coverage['expected_images']} images are present."
+    ]
+    if coverage["missing_prompt_dirs"]:
+        lines.append(_listing("missing prompt folders", coverage["missing_prompt_dirs"]))
+    if coverage["missing_images"]:
+        lines.append(_listing("missing images", coverage["missing_images"]))
+    lines.append(
+        "The official scorer would silently drop them and change every denominator. Finish the run by "
+        "resuming `rdmeval generate` into the same --out, or pass --allow-incomplete to score what is "
+        "there (coverage is then reported next to every number)."
+    )
+    raise RunStoreError("\n".join(lines))
+
+
+def _metadata(store: RunStore, prompt_index: int) -> dict[str, Any]:
+    meta = store.prompt_metadata(prompt_index)
+    if not is_geneval_record(meta):
+        path = store.prompt_dir(prompt_index) / "metadata.jsonl"
+        raise RdmevalError(
+            f"{path} is not a GenEval record (needs 'tag' and 'include'); `rdmeval score geneval` scores runs "
+            "generated from GenEval-format prompts (--prompts geneval or demo-geneval)"
+        )
+    return meta
+
+
+def _has_color_clause(meta: dict[str, Any]) -> bool:
+    return any("color" in clause for clause in meta.get("include", []))
+
+
+def _no_color(name: str, found: list[Detection]) -> list[str]:
+    raise AssertionError("judge asked for colors on a prompt without color clauses")
+
+
+@dataclass
+class _Image:
+    item: WorkItem
+    path: Path
+    sha256: str
+    meta: dict[str, Any]
+    cached: CachedDetections | None = None
+
+
+# ----------------------------------------------------------------------------- phase 1: detect
+
+
+def _detect(
+    images: list[_Image],
+    detector: Detector,
+    detector_key: str,
+    run_dir: Path,
+    batch_size: int,
+    progress: bool,
+) -> int:
+    pending = [im for im in images if not _valid(im.cached, detector_key, im.sha256)]
+    if not pending:
+        return 0
+    identity = detector.identity
+    bar = tqdm(total=len(pending), unit="img", desc="geneval detect", disable=not progress, dynamic_ncols=True)
+    done = 0
+    results = detector.detect([im.path for im in pending], batch_size=batch_size)
+    # Cache files are encoded and written by a thread, overlapping the next batch's forward pass.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        inflight: deque = deque()
+        for im, out in zip(pending, results):
+            inflight.append(pool.submit(
+                write_detections,
+                detection_path(run_dir, *im.item),
+                out.detections,
+                out.height,
+                out.width,
+                detector_key=detector_key,
+                detector=identity,
+                image_sha256=im.sha256,
+                image=str(im.path.relative_to(run_dir)),
+            ))
+            while len(inflight) > 2 * batch_size:
+                inflight.popleft().result()
+            done += 1
+            bar.update(1)
+        while inflight:
+            inflight.popleft().result()
+    bar.close()
+    if done != len(pending):
+        raise RdmevalError(f"the detector returned {done} results for {len(pending)} images")
+    return done
+
+
+def _valid(cached: CachedDetections | None, detector_key: str | None, sha: str) -> bool:
+    return (
+        cached is not None
+        and cached.image_sha256 == sha
+        and (detector_key is None or cached.detector_key == detector_key)
+    )
+
+
+# ----------------------------------------------------------------------------- phase 2: colors
+
+
+class _Recorder:
+    """A ColorFn that records which detections the judge asks about (and answers a placeholder)."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, Detection]] = []
+
+    def __call__(self, name: str, found: list[Detection]) -> list[str]:
+        self.asked.extend((name, d) for d in found)
+        return [COLORS[0]] * len(found)
+
+
+def _refs(dets: ImageDetections) -> dict[int, str]:
+    return {id(d): detection_ref(name, n) for name, items in dets.items() for n, d in enumerate(items)}
+
+
+def _colors(
+    images: list[_Image],
+    boxes: dict[WorkItem, ImageDetections],
+    color: ColorClassifier | None,
+    options: JudgeOptions,
+    run_dir: Path,
+    progress: bool,
+) -> tuple[dict[WorkItem, dict[str, str]], dict[str, Any] | None, int]:
+    """Per image, the color of every detection the judge will ask about: cached, else classified."""
+    wanted: dict[WorkItem, list[tuple[str, str]]] = {}
+    for im in images:
+        if not _has_color_clause(im.meta):
+            continue
+        recorder = _Recorder()
+        judge(im.meta, boxes[im.item], recorder, options)
+        refs = _refs(boxes[im.item])
+        if recorder.asked:
+            wanted[im.item] = [(name, refs[id(d)]) for name, d in recorder.asked]
+    if not wanted:
+        return {}, None, 0
+    if color is None:
+        raise RdmevalError("this run has color prompts: a color classifier is needed (the CLI builds open_clip ViT-L-14)")
+    identity = color.identity
+    ckey = classifier_key(identity, options)
+    by_image = {im.item: im for im in images}
+    caches: dict[WorkItem, ColorCache] = {}
+    answers: dict[WorkItem, dict[str, str]] = {}
+    todo: list[tuple[WorkItem, str, ColorRequest]] = []
+    for item, asked in wanted.items():
+        im = by_image[item]
+        cache = ColorCache(color_path(run_dir, *item), im.cached.detector_key, im.sha256)
+        caches[item] = cache
+        answers[item] = {}
+        full: ImageDetections | None = None
+        for name, ref in asked:
+            hit = cache.get(ckey, ref)
+            if hit is not None:
+                answers[item][ref] = hit
+                continue
+            if full is None:
+                full = im.cached.detections(with_masks=True)
+            det = full[name][int(ref.rsplit("/", 1)[1])]
+            _check_mask(det, im, name)
+            todo.append((item, ref, ColorRequest(im.path, name, det)))
+    if todo:
+        bar = tqdm(total=len(todo), unit="crop", desc="geneval colors", disable=not progress, dynamic_ncols=True)
+        step = 64
+        for start in range(0, len(todo), step):
+            chunk = todo[start : start + step]
+            predicted = color.predict([req for _, _, req in chunk], options)
+            if len(predicted) != len(chunk):
+                raise RdmevalError(f"the color classifier returned {len(predicted)} colors for {len(chunk)} crops")
+            for (item, ref, _), value in zip(chunk, predicted):
+                answers[item][ref] = value
+                caches[item].put(ckey, identity, options.bgcolor, bool(options.crop), ref, value)
+            for item in {item for item, _, _ in chunk}:
+                caches[item].save()
+            bar.update(len(chunk))
+        bar.close()
+    return answers, {"identity": identity, "key": ckey}, len(todo)
+
+
+def _check_mask(det: Detection, im: _Image, name: str) -> None:
+    floor = im.cached.detector.get("mask_score_floor")
+    if det.mask is None and floor is not None and not det.score > np.float32(floor):
+        raise RdmevalError(
+            f"{im.path}: the color test needs the mask of a {name!r} detection scoring {float(det.score):.4g}, "
+            f"but masks were cached only for scores > {floor}. Use a --threshold above {floor}, or detect again "
+            "with a lower mask floor"
+        )
+
+
+# ----------------------------------------------------------------------------- phase 3: judge and write
+
+
+def _lookup(refs: dict[int, str], colors: dict[str, str]):
+    def fn(name: str, found: list[Detection]) -> list[str]:
+        return [colors[refs[id(d)]] for d in found]
+
+    return fn
+
+
+def _bootstrap_rates(df: pd.DataFrame, n_resamples: int, seed: int, level: float) -> dict[str, tuple[float, float]]:
+    """Bootstrap CIs of % correct images and % correct prompts, resampling prompts within each task."""
+    rng = np.random.default_rng(seed + 1)
+    per_prompt = df.groupby(["tag", "metadata"], sort=False)["correct"].agg(["sum", "count", "any"])
+    hits, sizes, anys = [np.zeros(n_resamples) for _ in range(3)]
+    n_prompts = 0
+    for _, rows in per_prompt.groupby(level=0, sort=False):
+        picks = rng.integers(0, len(rows), size=(n_resamples, len(rows)))
+        hits += rows["sum"].to_numpy(dtype=float)[picks].sum(axis=1)
+        sizes += rows["count"].to_numpy(dtype=float)[picks].sum(axis=1)
+        anys += rows["any"].to_numpy(dtype=float)[picks].sum(axis=1)
+        n_prompts += len(rows)
+    q = [(1 - level) / 2, (1 + level) / 2]
+    images = np.quantile(hits / sizes, q)
+    prompts = np.quantile(anys / n_prompts, q)
+    return {"images": (float(images[0]), float(images[1])), "prompts": (float(prompts[0]), float(prompts[1]))}
+
+
+def _with_coverage(text: str, coverage: dict[str, Any]) -> str:
+    """The official text with the run's coverage appended to every line that holds a number."""
+    if coverage["complete"]:
+        return text
+    tag = f"   [coverage {coverage['present_images']}/{coverage['expected_images']} images, {coverage['fraction']:.2%}]"
+    lines = [line + tag if any(ch.isdigit() for ch in line) else line for line in text.rstrip("\n").split("\n")]
+    head = [
+        "INCOMPLETE RUN: these numbers cover only the images present (scored with --allow-incomplete).",
+        *([_listing("missing prompt folders", coverage["missing_prompt_dirs"])] if coverage["missing_prompt_dirs"] else []),
+        *([_listing("missing images", coverage["missing_images"])] if coverage["missing_images"] else []),
+        "",
+    ]
+    return "\n".join(head + lines) + "\n"
+
+
+def _result_rows(
+    df: pd.DataFrame,
+    summary: GenevalSummary,
+    provenance: dict[str, Any],
+    protocol: dict[str, Any],
+    coverage: dict[str, Any],
+    n_resamples: int,
+    seed: int,
+    level: float,
+) -> list[dict[str, Any]]:
+    ci = bootstrap_ci(df, n_resamples=n_resamples, seed=seed, level=level)
+    rates = _bootstrap_rates(df, n_resamples, seed, level)
+    common = {
+        **provenance,
+        "scorer": SCORER,
+        "scorer_version": SCORER_VERSION,
+        "protocol": json.dumps(protocol, sort_keys=True),
+        "coverage": coverage["fraction"],
+        "complete": bool(coverage["complete"]),
+        "higher_is_better": True,
+    }
+    rows = [
+        {**common, "category": t.tag, "metric": "accuracy", "value": t.accuracy, "ci_low": ci.tasks[t.tag][0],
+         "ci_high": ci.tasks[t.tag][1], "n": t.n_images, "n_prompts": t.n_prompts}
+        for t in summary.tasks
+    ]
+    rows.append({**common, "category": "overall", "metric": "overall", "value": summary.overall, "ci_low": ci.overall[0],
+                 "ci_high": ci.overall[1], "n": summary.n_images, "n_prompts": summary.n_prompts})
+    rows.append({**common, "category": "all", "metric": "pct_correct_images", "value": 100 * summary.frac_correct_images,
+                 "ci_low": 100 * rates["images"][0], "ci_high": 100 * rates["images"][1], "n": summary.n_images,
+                 "n_prompts": summary.n_prompts})
+    rows.append({**common, "category": "all", "metric": "pct_correct_prompts", "value": 100 * summary.frac_correct_prompts,
+                 "ci_low": 100 * rates["prompts"][0], "ci_high": 100 * rates["prompts"][1], "n": summary.n_prompts,
+                 "n_prompts": summary.n_prompts})
+    return rows
+
+
+# ----------------------------------------------------------------------------- entry point
+
+
+def score_geneval_run(
+    run_dir: str | os.PathLike[str],
+    *,
+    detector: Detector | None = None,
+    color: ColorClassifier | None = None,
+    options: JudgeOptions = JudgeOptions(),
+    rejudge: bool = False,
+    allow_incomplete: bool = False,
+    shard: str | None = None,
+    progress: bool = True,
+    batch_size: int = 8,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> GenevalScoreResult:
+    """Detect (unless ``rejudge``), classify colors and judge a GenEval run; write the outputs.
+
+    ``detector`` is needed only for images without valid cached detections; ``color`` only for
+    color detections not cached yet. ``shard`` (``"i/n"``) or torchrun split the detection phase;
+    judging happens once all images have detections (on rank 0 under torchrun, else in whichever
+    shard finds the cache complete).
+    """
+    t0 = time.time()
+    if not isinstance(options, JudgeOptions):
+        raise RdmevalError(f"options must be a JudgeOptions, got {type(options).__name__}")
+    if batch_size < 1:
+        raise RdmevalError(f"--batch-size must be >= 1, got {batch_size}")
+    given_dir = os.fspath(run_dir)
+    run_dir = Path(given_dir)
+    store = RunStore(run_dir)
+    manifest = store.read_manifest()
+    coverage = store.coverage()
+    coverage["fraction"] = coverage["present_images"] / coverage["expected_images"] if coverage["expected_images"] else 0.0
+    if not coverage["complete"] and not allow_incomplete:
+        _check_complete(store, coverage)
+    if coverage["present_images"] == 0:
+        raise RunStoreError(f"{run_dir} has no images to score; generate them with `rdmeval generate`")
+
+    present = [it for it in store.expected_items() if store.image_path(it).is_file()]
+    metas = {p: _metadata(store, p) for p in sorted({it.prompt_index for it in present})}
+    rank, world = resolve_shard(shard)
+    dist = _dist() if shard is None and world > 1 else None
+
+    hashes: dict[Path, str] = {}
+
+    def load(items: Sequence[WorkItem]) -> list[_Image]:
+        out = []
+        for it in items:
+            path = store.image_path(it)
+            if path not in hashes:
+                hashes[path] = image_sha256(path)
+            out.append(_Image(it, path, hashes[path], metas[it.prompt_index], read_detections(detection_path(run_dir, *it))))
+        return out
+
+    # ---- phase 1: detect (this shard's images)
+    detected = 0
+    detector_key: str | None = None
+    if not rejudge:
+        if detector is None:
+            raise RdmevalError("score_geneval_run needs a detector unless rejudge=True")
+        detector_key = identity_key(detector.identity)
+        mine = load(shard_items(present, rank, world))
+        detected = _detect(mine, detector, detector_key, run_dir, batch_size, progress)
+    if dist is not None:
+        dist.barrier()  # every rank's detections are written before rank 0 judges
+        if rank != 0:
+            return GenevalScoreResult(run_dir, False, detected, 0, 0, coverage,
+                                      message=f"rank {rank}: {detected} images detected; rank 0 judges",
+                                      seconds=time.time() - t0)
+
+    # ---- every image must now have valid detections
+    images = load(present)
+    stale = [im for im in images if not _valid(im.cached, detector_key, im.sha256)]
+    if stale:
+        names = [str(im.path.relative_to(run_dir)) for im in stale]
+        if not rejudge and world > 1:
+            return GenevalScoreResult(
+                run_dir, False, detected, 0, 0, coverage,
+                message=(f"shard {rank}/{world}: {detected} images detected; {len(stale)} images still wait for "
+                         "other shards. When all shards are done, run `rdmeval score geneval RUN_DIR --rejudge`"),
+                seconds=time.time() - t0,
+            )
+        raise RdmevalError(
+            "--rejudge needs cached detections of every image, made from the current image files; "
+            + _listing("without them", names)
+            + ". Run `rdmeval score geneval RUN_DIR` without --rejudge to detect them"
+        )
+    keys = sorted({im.cached.detector_key for im in images})
+    if len(keys) > 1:
+        raise RdmevalError(
+            f"the cached detections of {run_dir} come from {len(keys)} different detectors ({', '.join(keys)}); "
+            "run `rdmeval score geneval RUN_DIR` with one detector (without --rejudge) to redo the stale ones"
+        )
+    detector_identity = images[0].cached.detector
+
+    # ---- phase 2: colors
+    boxes: dict[WorkItem, ImageDetections] = {im.item: im.cached.detections(with_masks=False) for im in images}
+    colors, classifier, n_classified = _colors(images, boxes, color, options, run_dir, progress)
+
+    # ---- phase 3: judge
+    official, tidy = [], []
+    for im in images:
+        dets = boxes[im.item]
+        fn = _lookup(_refs(dets), colors.get(im.item, {})) if _has_color_clause(im.meta) else _no_color
+        verdict: Verdict = judge(im.meta, dets, fn, options)
+        rel = im.path.relative_to(run_dir)
+        official.append(official_row(os.path.join(given_dir, str(rel)), im.meta, verdict))
+        tidy.append({
+            "prompt_index": im.item.prompt_index,
+            "sample_index": im.item.sample_index,
+            "image": str(rel),
+            "image_sha256": im.sha256,
+            "tag": im.meta["tag"],
+            "prompt": im.meta["prompt"],
+            "correct": bool(verdict.correct),
+            "reason": verdict.reason,
+            "n_kept": sum(len(v) for v in verdict.details.values()),
+            "metadata": json.dumps(im.meta),
+            "details": json.dumps(verdict.details),
+        })
+
+    out_dir = scores_dir(run_dir)
+    per_image = pd.DataFrame(tidy)
+    summary = summarize(per_image)
+    run_id = os.path.normpath(given_dir)
+    provenance = provenance_from_run(manifest, run_id)
+    protocol = json.loads(provenance.pop("protocol"))
+    protocol["geneval"] = {
+        "judge_options": {k: getattr(options, k) for k in ("threshold", "counting_threshold", "max_objects", "max_overlap",
+                                                            "position_threshold", "bgcolor", "crop")},
+        "detector": detector_identity,
+        "detector_key": keys[0],
+        "color_classifier": classifier,
+        "scorer_versions": _versions(),
+        "bootstrap": {"n_resamples": n_resamples, "seed": seed, "level": level, "resampling": "prompts within each task"},
+        "coverage": {k: coverage[k] for k in ("expected_images", "present_images", "complete")},
+    }
+    for key, value in {**provenance, "scorer": SCORER, "scorer_version": SCORER_VERSION,
+                       "judge_options": json.dumps(protocol["geneval"]["judge_options"], sort_keys=True),
+                       "detector_key": keys[0], "coverage": coverage["fraction"]}.items():
+        per_image[key] = value
+    rows = _result_rows(per_image, summary, provenance, protocol, coverage, n_resamples, seed, level)
+
+    outputs = {
+        "results": out_dir / "results.jsonl",
+        "per_image": out_dir / "per_image.parquet",
+        "summary_text": out_dir / "summary.txt",
+        "summary": out_dir / "summary.parquet",
+    }
+    write_official_results(official, outputs["results"])
+    buf = io.BytesIO()
+    per_image.to_parquet(buf, index=False)
+    atomic_write_bytes(outputs["per_image"], buf.getvalue())
+    text = _with_coverage(format_official_summary(per_image), coverage)
+    atomic_write_text(outputs["summary_text"], text)
+    write_rows(rows, outputs["summary"])
+    reused = len(images) - detected
+    return GenevalScoreResult(run_dir, True, detected, reused, n_classified, coverage, summary, text, outputs,
+                              message=f"{len(images)} images judged ({detected} detected now, {reused} from the cache)",
+                              seconds=time.time() - t0)
