@@ -3,6 +3,6 @@ benchmarks/ and results/ ship inside the wheel as rdmeval._assets.<name> (see rd
 
 from setuptools import find_packages, setup
 
-ASSETS = {f"rdmeval._assets.{name}": name for name in ("prompts", "benchmarks", "results")}
+ASSETS = {f"rdmeval._assets.{name.replace('/', '.')}": name for name in ("prompts", "benchmarks", "benchmarks/pools", "results")}
 
 setup(packages=find_packages(include=["rdmeval", "rdmeval.*"]) + list(ASSETS), package_dir=ASSETS)

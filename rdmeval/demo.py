@@ -1,60 +1,42 @@
 """``rdmeval demo``: every pipeline stage, end to end, on CPU, with tiny models built offline.
 
-It calls the same functions as a real run (prompt sets -> generate_run -> run store -> scorers
--> results); only the models are tiny and random, so its numbers mean nothing.
+It is ``rdmeval reproduce --smoke`` (the paper-table suite on the tiny klein fixture, a random
+detector and a tiny PickScore CLIP: generate -> score -> table -> report) followed by a
+contamination audit of the demo GenEval prompts against a demo training pool. Every stage calls
+the same functions as a real run; only the models are tiny and random, so the numbers mean nothing.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
-from rdmeval.generation import generate_run
-from rdmeval.generators.registry import GeneratorOptions, build_generator
-from rdmeval.prompts import load_prompt_set
-from rdmeval.protocol import protocol_for
+from rdmeval._assets import asset_dir
 
 
-@dataclass
-class DemoReport:
-    out: Path
-    stages: list[tuple[str, float, str]] = field(default_factory=list)
+def run_demo(out: str | Path, *, progress: bool = False) -> dict[str, Path]:
+    from rdmeval.contamination import run_audit
+    from rdmeval.reproduce import ReproduceOptions, reproduce, smoke_options
+    from rdmeval.suites import load_suite
 
-    def stage(self, name: str, fn: Callable[[], str]) -> None:
-        t0 = time.time()
-        print(f"[demo] {name} ...", flush=True)
-        detail = fn()
-        self.stages.append((name, time.time() - t0, detail))
-        print(f"[demo] {name}: {detail} ({time.time() - t0:.1f}s)", flush=True)
-
-
-def run_demo(out: str | Path, *, progress: bool = False) -> DemoReport:
     out = Path(out)
-    report = DemoReport(out)
-    runs: dict[str, Path] = {}
-
-    def gen(model: str, set_name: str) -> str:
-        ps = load_prompt_set(set_name)
-        proto = protocol_for(ps.name, ps.format)
-        generator = build_generator(model, GeneratorOptions(height=64, width=64, device="cpu"))
-        run_dir = out / "runs" / model / set_name
-        summary = generate_run(generator, ps, run_dir, n_per_prompt=proto.n_per_prompt, seed_policy=proto.seed_policy,
-                               rng_device="cpu", batch_size=8, progress=progress)
-        runs[f"{model}/{set_name}"] = run_dir
-        return summary.line()
-
-    for set_name in ("demo-geneval", "demo-captions"):
-        report.stage(f"generate dummy on {set_name}", lambda s=set_name: gen("dummy", s))
-    return report
+    suite = load_suite("paper-table")
+    opts = smoke_options(suite, ReproduceOptions(out=out, progress=progress), out / "fixtures")
+    table = reproduce(suite, opts)
+    runs = out / "runs"
+    scores = {m: runs / m / "geneval" / "scores" / "geneval" / "per_image.parquet" for m in ("student", "teacher")}
+    audit_dir = out / "audit"
+    run_audit("demo-geneval", asset_dir("benchmarks") / "pools" / "demo.toml", out_dir=audit_dir,
+              scores={k: v for k, v in scores.items() if v.exists()}, progress=progress)
+    return {"runs": runs, "table": table or out / "table.md", "report": out / "report" / "index.html",
+            "audit": audit_dir / "report.md"}
 
 
 def main(out: str | Path, progress: bool = False) -> int:
     t0 = time.time()
-    report = run_demo(out, progress=progress)
-    print(f"\nrdmeval demo finished in {time.time() - t0:.1f}s. Outputs under {report.out.resolve()}:")
-    for name, secs, detail in report.stages:
-        print(f"  - {name} [{secs:.1f}s]")
-    print("These models are tiny and random: the numbers exercise the pipeline and mean nothing.")
+    outputs = run_demo(out, progress=progress)
+    print(f"\nrdmeval demo finished in {time.time() - t0:.0f}s. Outputs:")
+    for name, path in outputs.items():
+        print(f"  {name:<7} {Path(path).resolve()}")
+    print("The models are tiny and random: the numbers exercise the pipeline and mean nothing.")
     return 0

@@ -18,13 +18,14 @@ class GenerationProtocol:
     ctx_len: int
     seed_policy: SeedPolicy
     note: str
+    batch_size: int = 16  # images per DiT forward: the reference's composition (see rdmeval/generation.py)
 
 
 PROTOCOLS: dict[str, GenerationProtocol] = {
-    "geneval": GenerationProtocol(4, 48, GENEVAL_SEEDS, "GenEval: 4 images/prompt, ctx 48 (training geometry), per-sample seeds"),
+    "geneval": GenerationProtocol(4, 48, GENEVAL_SEEDS, "GenEval: 4 images/prompt, ctx 48 (training geometry), per-sample seeds, one forward per prompt", batch_size=4),
     "pickapic-test": GenerationProtocol(1, 232, PICKAPIC_SEEDS, "Pick-a-Pic: 1 image/prompt, ctx 232 (headline), one-call seed-0 noise"),
     "coco-val": GenerationProtocol(1, 48, PICKAPIC_SEEDS, "COCO-val (rdmeval definition): 1 image/prompt, ctx 48 (training captions), one-call seed-0 noise"),
-    "demo-geneval": GenerationProtocol(4, 48, GENEVAL_SEEDS, "demo: GenEval protocol"),
+    "demo-geneval": GenerationProtocol(4, 48, GENEVAL_SEEDS, "demo: GenEval protocol", batch_size=4),
     "demo-captions": GenerationProtocol(1, 48, PICKAPIC_SEEDS, "demo: caption protocol"),
 }
 DEFAULT = GenerationProtocol(1, 48, PICKAPIC_SEEDS, "user prompt file: 1 image/prompt, ctx 48, one-call seed-0 noise")

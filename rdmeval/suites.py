@@ -29,6 +29,7 @@ class SuiteBenchmark:
     ctx_len: int
     seed_policy: SeedPolicy
     scorers: tuple[str, ...]
+    batch_size: int
     params: dict[str, Any] = field(default_factory=dict)
 
 
@@ -92,6 +93,7 @@ def load_suite(path: str | Path) -> Suite:
                 ctx_len=_need(b, "ctx_len", where, int),
                 seed_policy=seeds,
                 scorers=scorers,
+                batch_size=_need(b, "batch_size", where, int),
                 params=dict(b.get("params", {})),
             )
         )

@@ -45,7 +45,7 @@ def test_official_layout_and_manifest(tmp_path):
     assert req["n_per_prompt"] == 4 and req["rng_device"] == "cpu"
     assert req["seed_policy"]["kind"] == "per-sample" and req["seed_policy"]["base"] == 46_000_000
     assert req["prompt_set"]["name"] == "demo-geneval" and len(req["prompt_set"]["sha256"]) == 64
-    assert m["execution"]["batch_size"] == 8
+    assert req["batch_size"] == 4  # one forward per GenEval prompt, like the reference
     assert "torch" in m["environment"]["versions"]
 
 
@@ -98,9 +98,26 @@ def test_shards_are_disjoint_and_complete(n):
 def test_sharded_runs_equal_the_single_run(tmp_path):
     _gen(tmp_path / "single", "demo-geneval", "--batch-size", "3")
     for i in range(3):
-        _gen(tmp_path / "sharded", "demo-geneval", "--shard", f"{i}/3", "--batch-size", str(i + 1))
+        _gen(tmp_path / "sharded", "demo-geneval", "--shard", f"{i}/3", "--batch-size", "3")
     assert _files(tmp_path / "sharded") == _files(tmp_path / "single")
     assert json.loads((tmp_path / "sharded" / "manifest.json").read_text())["complete"] is True
+
+
+def test_forward_blocks_are_fixed_whatever_the_sharding():
+    from rdmeval.generation import forward_blocks
+
+    items = work_items(range(5), 4)
+    blocks = forward_blocks(items, 4)
+    assert blocks == [[WorkItem(p, s) for s in range(4)] for p in range(5)]  # one prompt per forward
+    for n in range(1, 5):
+        assert sorted(b for r in range(n) for b in map(tuple, blocks[r::n])) == sorted(map(tuple, blocks))
+
+
+def test_resume_with_another_batch_size_is_refused(tmp_path, capsys):
+    _gen(tmp_path / "r")
+    rc = main(["generate", "--model", "dummy", "--prompts", "demo-geneval", "--out", str(tmp_path / "r"),
+               "--resolution", "64", "--rng-device", "cpu", "--batch-size", "8", "--no-progress"])
+    assert rc == 2 and "batch_size: 4 -> 8" in capsys.readouterr().err
 
 
 def test_manifest_mismatch_is_refused_with_the_differing_fields(tmp_path, capsys):

@@ -71,8 +71,7 @@ def run(args: argparse.Namespace) -> int:
     seeds = SeedPolicy.parse(args.seed_policy) if args.seed_policy else proto.seed_policy
     if args.model == "student" and not args.weights:
         raise RdmevalError("--model student needs --weights PATH (model.safetensors or the .pth); it never falls back to the base weights")
-    if args.batch_size < 1:
-        raise RdmevalError("--batch-size must be >= 1")
+    batch_size = args.batch_size or proto.batch_size
     options = GeneratorOptions(base=args.base, weights=args.weights, ctx_len=ctx_len, steps=args.steps, device=args.device,
                                precision=args.precision, height=args.resolution, width=args.resolution,
                                uint8=args.uint8, compile=args.compile)
@@ -80,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     generator = build_generator(args.model, options)
     rng_device = args.rng_device or default_rng_device()
     summary = generate_run(generator, prompt_set, args.out, n_per_prompt=n_per_prompt, seed_policy=seeds,
-                           rng_device=rng_device, batch_size=args.batch_size, limit=args.limit, shard=args.shard,
+                           rng_device=rng_device, batch_size=batch_size, limit=args.limit, shard=args.shard,
                            fresh=args.fresh, progress=not args.no_progress)
     print(summary.line())
     return 0
@@ -98,7 +97,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--rng-device", help="device whose RNG draws the noise (default cuda if available; recorded)")
     r = p.add_argument_group("run")
     r.add_argument("--out", required=True, help="run directory (created; resumed if it exists with the same settings)")
-    r.add_argument("--batch-size", type=int, default=8, help="images per forward pass (does not change images)")
+    r.add_argument("--batch-size", type=int,
+                   help="images per forward pass; part of the protocol (recorded): geneval 4 (one prompt's samples, as the reference), others 16")
     r.add_argument("--shard", help="i/n: this process makes every n-th work item starting at i")
     r.add_argument("--fresh", action="store_true", help="move a run made with other settings aside and start again")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")

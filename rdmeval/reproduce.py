@@ -1,0 +1,208 @@
+"""``rdmeval reproduce``: generate -> score -> table for every (model, benchmark) of a suite.
+
+Each step is the library function a single command would run (``generate_run``,
+``score_geneval_run``, ``score_pickscore_run``), so a reproduce run and hand-run commands write
+identical run directories. Complete runs are skipped, partial ones resumed; under torchrun every
+rank takes its share of generation and detection, and rank 0 writes the table.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+from rdmeval.errors import RdmevalError
+from rdmeval.generation import generate_run
+from rdmeval.generators.registry import GeneratorOptions, build_generator
+from rdmeval.prompts import load_prompt_set
+from rdmeval.suites import Suite, SuiteBenchmark
+
+
+@dataclass
+class ReproduceOptions:
+    out: Path
+    weights: str | None = None
+    base: str = "black-forest-labs/FLUX.2-klein-4B"
+    device: str | None = None
+    precision: str = "faithful"
+    rng_device: str | None = None
+    resolution: int = 512
+    batch_size: int | None = None  # override the suite's per-benchmark batch size (part of the protocol)
+    prompts_files: dict[str, str] = field(default_factory=dict)  # benchmark name -> local copy
+    prompt_overrides: dict[str, str] = field(default_factory=dict)  # benchmark name -> prompt set (smoke)
+    n_per_prompt_overrides: dict[str, int] = field(default_factory=dict)
+    limit: int | None = None
+    # scorers
+    detector_config: str | None = None
+    detector_checkpoint: str | None = None
+    random_detector: bool = False
+    detector_test_scale: tuple[int, int] | None = None  # smoke only: departs from the protocol (recorded)
+    clip_pretrained: str = "openai"
+    pickscore_model: str = "yuvalkirstain/PickScore_v1"
+    pickscore_processor: str = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
+    allow_incomplete: bool = False
+    progress: bool = True
+    smoke: bool = False
+
+
+def run_dir(out: Path, model: str, benchmark: str) -> Path:
+    return out / "runs" / model / benchmark
+
+
+def _rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+def _log(msg: str) -> None:
+    if _rank() == 0:
+        print(f"[reproduce] {msg}", flush=True)
+
+
+def _free_memory() -> None:
+    """Collect freed models (call after dropping the last reference) and return CUDA memory."""
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def _scored(run: Path, scorer: str) -> bool:
+    """A score is current if its summary is newer than the run's manifest (rewritten on any resume)."""
+    summary = run / "scores" / scorer / "summary.parquet"
+    manifest = run / "manifest.json"
+    return summary.is_file() and manifest.is_file() and summary.stat().st_mtime >= manifest.stat().st_mtime
+
+
+def _generate_all(suite: Suite, opts: ReproduceOptions) -> dict[tuple[str, str], Path]:
+    runs: dict[tuple[str, str], Path] = {}
+    for model in suite.models:
+        # one generator per (model, ctx_len): benchmarks sharing a ctx_len share the loaded pipeline
+        by_ctx: dict[int, list[SuiteBenchmark]] = {}
+        for bench in suite.benchmarks:
+            by_ctx.setdefault(bench.ctx_len, []).append(bench)
+        for ctx_len, benches in by_ctx.items():
+            generator = None
+            for bench in benches:
+                out = run_dir(opts.out, model.name, bench.name)
+                runs[(model.name, bench.name)] = out
+                set_name = opts.prompt_overrides.get(bench.name, bench.prompts)
+                ps = load_prompt_set(set_name, path=opts.prompts_files.get(bench.name), **(bench.params if set_name == bench.prompts else {}))
+                n = opts.n_per_prompt_overrides.get(bench.name, bench.n_per_prompt)
+                if generator is None:
+                    gopts = GeneratorOptions(base=opts.base, weights=opts.weights if model.preset == "student" else None,
+                                             ctx_len=ctx_len, device=opts.device, precision=opts.precision,
+                                             height=opts.resolution, width=opts.resolution)
+                    generator = build_generator(model.preset, gopts)
+                _log(f"generate {model.name} on {bench.name} ({ps.name} {ps.version}, {len(ps)} prompts x {n}, ctx {ctx_len})")
+                from rdmeval.generators.noise import default_rng_device
+
+                summary = generate_run(generator, ps, out, n_per_prompt=n, seed_policy=bench.seed_policy,
+                                       rng_device=opts.rng_device or default_rng_device(), batch_size=opts.batch_size or bench.batch_size,
+                                       limit=opts.limit, progress=opts.progress)
+                _log(summary.line())
+            generator = None
+            _free_memory()
+    return runs
+
+
+def _score_all(suite: Suite, opts: ReproduceOptions, runs: dict[tuple[str, str], Path]) -> None:
+    need: dict[str, list[Path]] = {"geneval": [], "pickscore": []}
+    for bench in suite.benchmarks:
+        for model in suite.models:
+            run = runs[(model.name, bench.name)]
+            for scorer in bench.scorers:
+                if _scored(run, scorer):
+                    _log(f"{scorer} of {run}: up to date, skipped")
+                else:
+                    need[scorer].append(run)
+    if need["geneval"]:
+        from rdmeval.scorers.geneval.colors import ClipColorClassifier
+        from rdmeval.scorers.geneval.detector import CHECKPOINT_URL, MMDetDetector
+        from rdmeval.scorers.geneval.judge import JudgeOptions
+        from rdmeval.scorers.geneval.score import score_geneval_run
+
+        detector = MMDetDetector(config=opts.detector_config,
+                                 checkpoint=None if opts.random_detector else (opts.detector_checkpoint or CHECKPOINT_URL),
+                                 random_init=opts.random_detector, device=opts.device, progress=opts.progress,
+                                 test_scale=opts.detector_test_scale)
+        color = ClipColorClassifier("ViT-L-14", None if opts.clip_pretrained == "random" else opts.clip_pretrained, device=opts.device)
+        for run in need["geneval"]:
+            _log(f"score geneval {run}")
+            result = score_geneval_run(run, detector=detector, color=color, options=JudgeOptions(),
+                                       allow_incomplete=opts.allow_incomplete, progress=opts.progress)
+            _log(result.message)
+        detector = color = None
+        _free_memory()
+    if need["pickscore"]:
+        from rdmeval.scorers.pickscore.model import PickScorer
+        from rdmeval.scorers.pickscore.score import score_pickscore_run
+
+        scorer = PickScorer.from_pretrained(opts.pickscore_model, opts.pickscore_processor, device=opts.device)
+        for run in need["pickscore"]:
+            _log(f"score pickscore {run}")
+            result = score_pickscore_run(run, scorer, allow_incomplete=opts.allow_incomplete, progress=opts.progress)
+            _log(getattr(result, "message", "") or f"pickscore written for {run}")
+        scorer = None
+        _free_memory()
+
+
+def reproduce(suite: Suite, opts: ReproduceOptions) -> Path | None:
+    """Run the whole suite, then write OUT/table.md and OUT/report/; returns the table path (rank 0) or None."""
+    t0 = time.time()
+    if opts.weights is None and any(m.preset == "student" for m in suite.models):
+        raise RdmevalError(f"suite {suite.name} has a student model: pass --weights STUDENT (model.safetensors or the .pth)")
+    runs = _generate_all(suite, opts)
+    _score_all(suite, opts, runs)
+    if _rank() != 0:
+        return None
+    from rdmeval.io import atomic_write_text
+    from rdmeval.results.table import build_table
+
+    table = opts.out / "table.md"
+    atomic_write_text(table, build_table(opts.out).render("md"))
+    from rdmeval.report import build_report
+
+    _log(build_report(opts.out, opts.out / "report").line())
+    _log(f"done in {time.time() - t0:.0f}s; table: {table}")
+    return table
+
+
+def smoke_options(suite: Suite, opts: ReproduceOptions, fixtures: Path) -> ReproduceOptions:
+    """The suite on tiny offline models: tiny klein, random detector/CLIP, tiny PickScore CLIP."""
+    from rdmeval.fixtures.tiny_clip import build_tiny_clip
+    from rdmeval.fixtures.tiny_klein import build_tiny_klein
+
+    klein = build_tiny_klein(fixtures / "tiny-klein")
+    clip_dir = fixtures / "tiny-clip"
+    if not (clip_dir / "config.json").exists():
+        build_tiny_clip(clip_dir)
+    smoke = suite.smoke
+    return replace(
+        opts,
+        base=str(klein["base"]),
+        weights=str(klein["student_bfl_safetensors"]),
+        device=opts.device or "cpu",
+        rng_device=opts.rng_device or "cpu",
+        precision="fp32",
+        resolution=int(smoke.get("resolution", 64)),
+        prompt_overrides=dict(smoke.get("prompts", {})),
+        n_per_prompt_overrides={k: int(v) for k, v in smoke.get("n_per_prompt", {}).items()},
+        limit=smoke.get("limit", opts.limit),
+        random_detector=True,
+        detector_test_scale=tuple(smoke["detector_test_scale"]) if "detector_test_scale" in smoke else None,
+        clip_pretrained="random",
+        pickscore_model=str(clip_dir),
+        pickscore_processor=str(clip_dir),
+        smoke=True,
+    )
+
+
+ProgressFn = Callable[[str], None]
