@@ -32,3 +32,30 @@ def shared_data() -> Path:
             pytest.fail(msg)
         pytest.skip(msg)
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_klein(tmp_path_factory) -> dict[str, Path]:
+    """The tiny FLUX.2 [klein] fixture (built offline once per session): paths from build_tiny_klein."""
+    from rdmeval.fixtures import build_tiny_klein
+
+    return build_tiny_klein(tmp_path_factory.getbasetemp() / "tiny-klein")
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory) -> Path:
+    """A tiny random CLIP model + processor folder (PickScore's architecture, built offline)."""
+    from rdmeval.fixtures.tiny_clip import build_tiny_clip
+
+    return build_tiny_clip(tmp_path_factory.mktemp("tiny-clip"))
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny models: extra threads only add overhead and contention on a 2-core CI host."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

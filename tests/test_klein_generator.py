@@ -13,7 +13,6 @@ import pytest
 import torch
 
 from rdmeval.errors import RdmevalError
-from rdmeval.fixtures import build_tiny_klein
 from rdmeval.generators.base import to_uint8
 from rdmeval.generators.klein import KleinGenerator, build_preset
 from rdmeval.generators.noise import GENEVAL_SEEDS, PICKAPIC_SEEDS
@@ -21,47 +20,38 @@ from rdmeval.generators.registry import GeneratorOptions
 from rdmeval.generation import generate_run
 from rdmeval.prompts import load_prompt_set
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 RES = 64
 PROMPTS = ["a photo of a cat", "two blue dogs near a window", "a photo of a cat", ""]
 SCHEDULE_512_4 = [1.0, 0.9581, 0.8840, 0.7175, 0.0]  # protocol.md section 3
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return build_tiny_klein(tmp_path_factory.getbasetemp() / "tiny-klein")
-
-
-def make(tiny, preset="naive", steps=None, **kw) -> KleinGenerator:
+def make(tiny_klein, preset="naive", steps=None, **kw) -> KleinGenerator:
     kw.setdefault("precision", "fp32")
     kw.setdefault("height", RES)
     kw.setdefault("width", RES)
     kw.setdefault("device", "cpu")
-    return KleinGenerator(preset=preset, base=str(tiny["base"]), steps=steps or {"teacher": 4}.get(preset, 1), **kw)
+    return KleinGenerator(preset=preset, base=str(tiny_klein["base"]), steps=steps or {"teacher": 4}.get(preset, 1), **kw)
 
 
 @pytest.fixture(scope="module")
-def naive(tiny):
-    return make(tiny, "naive")
+def naive(tiny_klein):
+    return make(tiny_klein, "naive")
 
 
 @pytest.fixture(scope="module")
-def teacher(tiny):
-    return make(tiny, "teacher")
+def teacher(tiny_klein):
+    return make(tiny_klein, "teacher")
 
 
 @pytest.fixture(scope="module")
-def direct_pipe(tiny):
+def direct_pipe(tiny_klein):
     from diffusers import Flux2KleinPipeline
 
-    pipe = Flux2KleinPipeline.from_pretrained(tiny["base"])
+    pipe = Flux2KleinPipeline.from_pretrained(tiny_klein["base"])
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -73,12 +63,12 @@ def noise(n: int, res: int = RES, seed: int = 0) -> torch.Tensor:
 # ----- independent references ----------------------------------------------------------------------
 
 
-def test_one_step_image_is_decode_of_z_minus_v(tiny, naive):
+def test_one_step_image_is_decode_of_z_minus_v(tiny_klein, naive):
     """x0 = z - v(z, t=1, ctx), decoded, built here from the modules themselves (no pipeline, no rdmeval)."""
     from diffusers import AutoencoderKLFlux2, Flux2Transformer2DModel
     from transformers import AutoTokenizer, Qwen3ForCausalLM
 
-    base = tiny["base"]
+    base = tiny_klein["base"]
     tok = AutoTokenizer.from_pretrained(base / "tokenizer")
     qwen = Qwen3ForCausalLM.from_pretrained(base, subfolder="text_encoder").eval()
     dit = Flux2Transformer2DModel.from_pretrained(base, subfolder="transformer").eval()
@@ -106,8 +96,8 @@ def test_one_step_image_is_decode_of_z_minus_v(tiny, naive):
 
 
 @pytest.mark.parametrize("precision", ["fp32", "faithful"])
-def test_four_step_timesteps_at_512(tiny, precision):
-    gen = make(tiny, "teacher", precision=precision, height=512, width=512)
+def test_four_step_timesteps_at_512(tiny_klein, precision):
+    gen = make(tiny_klein, "teacher", precision=precision, height=512, width=512)
     seen: list[tuple[torch.Tensor, torch.dtype]] = []
     handle = gen.pipe.transformer.register_forward_pre_hook(
         lambda m, args, kwargs: seen.append((kwargs["timestep"].clone(), kwargs["hidden_states"].dtype)), with_kwargs=True
@@ -122,9 +112,9 @@ def test_four_step_timesteps_at_512(tiny, precision):
     assert [float(t[0]) for t, _ in seen] == pytest.approx(gen.describe()["sigmas"][:-1], abs=1e-7)
 
 
-def test_bf16_regime_rounds_the_timesteps(tiny):
+def test_bf16_regime_rounds_the_timesteps(tiny_klein):
     """Control for the faithful regime's hook: a bf16 DiT sees 960/884/716 (diffusers-parity.md section 7)."""
-    gen = make(tiny, "teacher", precision="bf16", height=512, width=512)
+    gen = make(tiny_klein, "teacher", precision="bf16", height=512, width=512)
     seen = []
     # what the model embeds: timestep.to(hidden_states.dtype) * 1000 (transformer_flux2.py)
     handle = gen.pipe.transformer.register_forward_pre_hook(
@@ -147,14 +137,14 @@ def test_bit_identical_to_a_direct_pipeline_call(naive, teacher, direct_pipe, st
     assert gen.prompts.n_encoded >= 3
 
 
-def test_faithful_regime_is_close_to_fp32_and_decodes_in_bf16(tiny, naive):
-    gen = make(tiny, "naive", precision="faithful")
+def test_faithful_regime_is_close_to_fp32_and_decodes_in_bf16(tiny_klein, naive):
+    gen = make(tiny_klein, "naive", precision="faithful")
     assert gen.pipe.vae.dtype == torch.bfloat16 and gen.pipe.vae.bn.running_var.dtype == torch.bfloat16
     assert gen.pipe.transformer.dtype == torch.float32 and gen.text.dtype == torch.bfloat16
     z = noise(2, seed=4)
     a = gen.generate(PROMPTS[:2], z).astype(int)
     b = naive.generate(PROMPTS[:2], z).astype(int)
-    assert np.abs(a - b).mean() < 4  # equal up to bf16 noise (tiny random models amplify it)
+    assert np.abs(a - b).mean() < 4  # equal up to bf16 noise (tiny_klein random models amplify it)
     assert not np.array_equal(a, b)
     d = gen.describe()["precision"]
     assert d["name"] == "faithful" and "autocast" in d["dit"] and d["vae"] == "bfloat16" and d["prompt_embeds"] == "float32"
@@ -217,12 +207,12 @@ def test_images_do_not_depend_on_batch_size_beyond_float_rounding(naive, tmp_pat
 # ----- the CLI ------------------------------------------------------------------------------------------
 
 
-def test_cli_generate_student(tiny, tmp_path, capsys):
+def test_cli_generate_student(tiny_klein, tmp_path, capsys):
     from rdmeval.cli.main import main
 
-    weights = tiny["student_bfl_safetensors"]
+    weights = tiny_klein["student_bfl_safetensors"]
     out = tmp_path / "run"
-    argv = ["generate", "--model", "student", "--weights", str(weights), "--base", str(tiny["base"]), "--prompts", "demo-geneval",
+    argv = ["generate", "--model", "student", "--weights", str(weights), "--base", str(tiny_klein["base"]), "--prompts", "demo-geneval",
             "--out", str(out), "--resolution", str(RES), "--device", "cpu", "--rng-device", "cpu", "--precision", "fp32", "--no-progress"]
     assert main(argv) == 0
     manifest = json.loads((out / "manifest.json").read_text())
@@ -230,27 +220,27 @@ def test_cli_generate_student(tiny, tmp_path, capsys):
     assert model["preset"] == "student" and model["steps"] == 1 and model["sigmas"] == [1.0, 0.0]
     assert model["weights"]["sha256"] == hashlib.sha256(Path(weights).read_bytes()).hexdigest()
     assert model["weights"]["naming"] == "bfl" and model["ctx_len"] == 48 and model["text_layers"] == [9, 18, 27]
-    assert model["base"]["path"] == str(Path(tiny["base"]).resolve()) and model["precision"]["name"] == "fp32"
+    assert model["base"]["path"] == str(Path(tiny_klein["base"]).resolve()) and model["precision"]["name"] == "fp32"
     assert manifest["complete"] and len(_pngs(out)) == 6 * 4
     assert main(argv) == 0  # resume: nothing left to do
     assert "0 generated, 24 already present" in capsys.readouterr().out
 
 
-def test_cli_student_images_differ_from_naive(tiny, tmp_path):
+def test_cli_student_images_differ_from_naive(tiny_klein, tmp_path):
     from rdmeval.cli.main import main
 
-    common = ["--base", str(tiny["base"]), "--prompts", "demo-captions", "--resolution", str(RES), "--device", "cpu",
+    common = ["--base", str(tiny_klein["base"]), "--prompts", "demo-captions", "--resolution", str(RES), "--device", "cpu",
               "--rng-device", "cpu", "--precision", "fp32", "--no-progress"]
-    assert main(["generate", "--model", "student", "--weights", str(tiny["student_diffusers_pth"]), "--out", str(tmp_path / "s"), *common]) == 0
+    assert main(["generate", "--model", "student", "--weights", str(tiny_klein["student_diffusers_pth"]), "--out", str(tmp_path / "s"), *common]) == 0
     assert main(["generate", "--model", "naive", "--out", str(tmp_path / "n"), *common]) == 0
     s, n = _pngs(tmp_path / "s"), _pngs(tmp_path / "n")
     assert s.keys() == n.keys() and all(s[k] != n[k] for k in s)
 
 
-def test_cli_errors_are_clear(tiny, tmp_path, capsys):
+def test_cli_errors_are_clear(tiny_klein, tmp_path, capsys):
     from rdmeval.cli.main import main
 
-    common = ["--base", str(tiny["base"]), "--prompts", "demo-captions", "--out", str(tmp_path / "x"), "--resolution", str(RES),
+    common = ["--base", str(tiny_klein["base"]), "--prompts", "demo-captions", "--out", str(tmp_path / "x"), "--resolution", str(RES),
               "--device", "cpu", "--rng-device", "cpu", "--precision", "fp32", "--no-progress"]
     assert main(["generate", "--model", "student", *common]) == 2
     assert "needs --weights" in capsys.readouterr().err
@@ -265,40 +255,40 @@ def test_cli_errors_are_clear(tiny, tmp_path, capsys):
 # ----- presets, bases, provenance -------------------------------------------------------------------
 
 
-def _options(tiny, **kw) -> GeneratorOptions:
-    base = dict(base=str(tiny["base"]), device="cpu", precision="fp32", height=RES, width=RES)
+def _options(tiny_klein, **kw) -> GeneratorOptions:
+    base = dict(base=str(tiny_klein["base"]), device="cpu", precision="fp32", height=RES, width=RES)
     base.update(kw)
     return GeneratorOptions(**base)
 
 
-def test_presets(tiny):
+def test_presets(tiny_klein):
     with pytest.raises(RdmevalError, match="never falls back"):
-        build_preset("student", _options(tiny))
+        build_preset("student", _options(tiny_klein))
     with pytest.raises(RdmevalError, match="only for --model student"):
-        build_preset("teacher", _options(tiny, weights=str(tiny["student_bfl_pth"])))
-    t = build_preset("teacher", _options(tiny, ctx_len=232))
+        build_preset("teacher", _options(tiny_klein, weights=str(tiny_klein["student_bfl_pth"])))
+    t = build_preset("teacher", _options(tiny_klein, ctx_len=232))
     assert (t.steps, t.ctx_len, t.latent_shape, t.resolution) == (4, 232, (128, 4, 4), (RES, RES))
-    assert build_preset("naive", _options(tiny, steps=2)).steps == 2
+    assert build_preset("naive", _options(tiny_klein, steps=2)).steps == 2
 
 
-def test_bad_bases_and_settings(tiny, tmp_path):
+def test_bad_bases_and_settings(tiny_klein, tmp_path):
     with pytest.raises(RdmevalError, match="no such folder"):
         make({"base": tmp_path / "nowhere"})
     (tmp_path / "empty").mkdir()
     with pytest.raises(RdmevalError, match="model_index.json"):
         make({"base": tmp_path / "empty"})
     with pytest.raises(RdmevalError, match="multiples of 16"):
-        make(tiny, height=100)
+        make(tiny_klein, height=100)
     if not torch.cuda.is_available():
         with pytest.raises(RdmevalError, match="CUDA is not available"):
-            make(tiny, device="cuda")
+            make(tiny_klein, device="cuda")
 
 
-def test_hub_base_records_the_resolved_revision(tiny, tmp_path, monkeypatch):
+def test_hub_base_records_the_resolved_revision(tiny_klein, tmp_path, monkeypatch):
     """An offline hub cache (HF_HUB_OFFLINE=1): --base ORG/NAME resolves to its snapshot; the commit is recorded."""
     commit = "0123456789abcdef0123456789abcdef01234567"
     repo = tmp_path / "hub" / "models--test-org--tiny-klein"
-    shutil.copytree(tiny["base"], repo / "snapshots" / commit)
+    shutil.copytree(tiny_klein["base"], repo / "snapshots" / commit)
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text(commit)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
@@ -312,11 +302,11 @@ def test_hub_base_records_the_resolved_revision(tiny, tmp_path, monkeypatch):
         KleinGenerator(preset="naive", base="test-org/absent", steps=1, precision="fp32", height=RES, width=RES, device="cpu")
 
 
-def test_truncate_mode_matches_the_references_pickscore_conversion(tiny):
+def test_truncate_mode_matches_the_references_pickscore_conversion(tiny_klein):
     """The reference's PickScore path: ``to_pil_image(img.float())`` on the bf16 image (truncation in fp32)."""
     from torchvision.transforms.functional import to_pil_image
 
-    gen = make(tiny, "naive", precision="faithful", uint8="truncate")
+    gen = make(tiny_klein, "naive", precision="faithful", uint8="truncate")
     z = noise(2, seed=5)
     with torch.inference_mode():
         image = gen._sample(gen.prompts(PROMPTS[:2]), z)

@@ -8,31 +8,21 @@ import pytest
 import torch
 
 from rdmeval.errors import RdmevalError
-from rdmeval.fixtures import build_tiny_klein
 from rdmeval.generators.text_encoder import PromptEncoder, Qwen3HiddenStates, load_text_encoder
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 PROMPTS = ["a photo of a cat", "", "two blue dogs " * 20, "a photo of a cat"]  # short, empty, truncated, repeated
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: threads only add overhead (and contention on shared CI hosts)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return build_tiny_klein(tmp_path_factory.getbasetemp() / "tiny-klein")
-
-
-@pytest.fixture(scope="module")
-def full(tiny):
+def full(tiny_klein):
     from transformers import AutoTokenizer, Qwen3ForCausalLM
 
-    model = Qwen3ForCausalLM.from_pretrained(tiny["base"], subfolder="text_encoder").eval()
-    tok = AutoTokenizer.from_pretrained(tiny["base"] / "tokenizer")
+    model = Qwen3ForCausalLM.from_pretrained(tiny_klein["base"], subfolder="text_encoder").eval()
+    tok = AutoTokenizer.from_pretrained(tiny_klein["base"] / "tokenizer")
     return model, tok
 
 
@@ -63,11 +53,11 @@ def test_truncated_states_equal_full_model_hidden_states(full, layers):
     assert not torch.equal(got[:, -1], ref[max(layers) + 1])  # control: a neighbouring layer differs
 
 
-def test_loader_keeps_only_needed_layers_and_matches_diffusers_prompt_embeds(tiny, full):
+def test_loader_keeps_only_needed_layers_and_matches_diffusers_prompt_embeds(tiny_klein, full):
     from diffusers import Flux2KleinPipeline
 
     model, tok = full
-    enc = load_text_encoder(str(tiny["base"]), layers=(9, 18, 27))
+    enc = load_text_encoder(str(tiny_klein["base"]), layers=(9, 18, 27))
     assert len(enc.model.layers) == 27 and not hasattr(enc.model, "lm_head")
     pe = PromptEncoder(tok, enc, ctx_len=48)
     with torch.no_grad():
@@ -78,9 +68,9 @@ def test_loader_keeps_only_needed_layers_and_matches_diffusers_prompt_embeds(tin
     assert pe.n_encoded == 3  # the repeated prompt is encoded once
 
 
-def test_prompt_cache_across_calls_and_ctx_len(tiny, full):
+def test_prompt_cache_across_calls_and_ctx_len(tiny_klein, full):
     _, tok = full
-    enc = load_text_encoder(str(tiny["base"]))
+    enc = load_text_encoder(str(tiny_klein["base"]))
     pe = PromptEncoder(tok, enc, ctx_len=48, cache_size=2)
     a = pe(["x", "y"])
     b = pe(["y", "z"])
@@ -92,10 +82,10 @@ def test_prompt_cache_across_calls_and_ctx_len(tiny, full):
     assert torch.equal(long[0, :12], a[0, :12])  # causal attention: the template tokens are unaffected by padding length
 
 
-def test_bad_layer_indices_are_refused(tiny):
+def test_bad_layer_indices_are_refused(tiny_klein):
     with pytest.raises(RdmevalError, match="text-encoder-layers"):
-        load_text_encoder(str(tiny["base"]), layers=(9, 40))
+        load_text_encoder(str(tiny_klein["base"]), layers=(9, 40))
     with pytest.raises(RdmevalError, match="below 36"):
-        load_text_encoder(str(tiny["base"]), layers=(36,))
+        load_text_encoder(str(tiny_klein["base"]), layers=(36,))
     with pytest.raises(RdmevalError, match="ctx-len"):
         PromptEncoder(None, None, ctx_len=0)  # type: ignore[arg-type]

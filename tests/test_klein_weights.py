@@ -9,7 +9,6 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from rdmeval.fixtures import build_tiny_klein
 from rdmeval.generators.weights import (
     WeightsError,
     bfl_to_diffusers,
@@ -18,6 +17,8 @@ from rdmeval.generators.weights import (
     read_state_dict,
     to_diffusers_state_dict,
 )
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 KLEIN_4B = {  # diffusers' klein-4B transformer config (scripts/convert_flux2_to_diffusers.py, model_type klein-4b)
     "patch_size": 1, "in_channels": 128, "num_layers": 5, "num_single_layers": 20, "attention_head_dim": 128,
@@ -45,24 +46,13 @@ def bfl_keys(n_double: int, n_single: int) -> set[str]:
     return keys
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return build_tiny_klein(tmp_path_factory.getbasetemp() / "tiny-klein")
-
-
-@pytest.fixture(scope="module")
-def config(tiny):
+def config(tiny_klein):
     from diffusers import Flux2Transformer2DModel
 
-    return Flux2Transformer2DModel.load_config(tiny["base"], subfolder="transformer")
+    return Flux2Transformer2DModel.load_config(tiny_klein["base"], subfolder="transformer")
 
 
 @pytest.fixture(scope="module")
@@ -82,13 +72,13 @@ def inputs():
 
 
 @pytest.fixture(scope="module")
-def reference_output(tiny, inputs):
+def reference_output(tiny_klein, inputs):
     """The student's output computed without rdmeval's loader: diffusers-named file, plain strict load."""
     from diffusers import Flux2Transformer2DModel
 
-    model = Flux2Transformer2DModel.from_pretrained(tiny["base"], subfolder="transformer").eval()
+    model = Flux2Transformer2DModel.from_pretrained(tiny_klein["base"], subfolder="transformer").eval()
     base_out = model(**inputs)[0]
-    sd = load_file(str(tiny["student_diffusers_safetensors"]))
+    sd = load_file(str(tiny_klein["student_diffusers_safetensors"]))
     model.load_state_dict({k: v.float() for k, v in sd.items()}, strict=True)
     with torch.no_grad():
         return model(**inputs)[0], base_out
@@ -103,10 +93,10 @@ def _output(path: Path, config, inputs) -> torch.Tensor:
 # ----- the inverse map ---------------------------------------------------------------------------
 
 
-def test_inverse_map_gives_bfl_names_and_round_trips(tiny):
-    sd = {k.removeprefix("model."): v for k, v in load_file(str(tiny["student_bfl_safetensors"])).items()}
+def test_inverse_map_gives_bfl_names_and_round_trips(tiny_klein):
+    sd = {k.removeprefix("model."): v for k, v in load_file(str(tiny_klein["student_bfl_safetensors"])).items()}
     assert set(sd) == bfl_keys(2, 2)  # the fixture's BFL file has exactly BFL's names
-    diff = load_file(str(tiny["student_diffusers_safetensors"]))
+    diff = load_file(str(tiny_klein["student_diffusers_safetensors"]))
     bfl = diffusers_to_bfl(diff)
     assert set(bfl) == bfl_keys(2, 2)
     assert all(torch.equal(bfl[k], sd[k]) for k in sd)
@@ -147,8 +137,8 @@ def test_real_klein_4b_key_set_maps_at_full_scale_on_meta():
 
 
 @pytest.mark.parametrize("name", ["student_bfl_safetensors", "student_bfl_pth", "student_diffusers_safetensors", "student_diffusers_pth"])
-def test_every_fixture_file_loads_to_the_same_transformer(tiny, config, inputs, reference_output, name):
-    out = _output(tiny[name], config, inputs)
+def test_every_fixture_file_loads_to_the_same_transformer(tiny_klein, config, inputs, reference_output, name):
+    out = _output(tiny_klein[name], config, inputs)
     ref, base = reference_output
     assert torch.equal(out, ref)
     assert not torch.allclose(out, base)  # the student is not the base
@@ -157,8 +147,8 @@ def test_every_fixture_file_loads_to_the_same_transformer(tiny, config, inputs, 
 @pytest.mark.parametrize("naming", ["bfl", "diffusers"])
 @pytest.mark.parametrize("prefix", ["", "model.", "module.model."])
 @pytest.mark.parametrize("fmt", ["safetensors", "pth"])
-def test_prefix_and_format_variants(tiny, config, inputs, reference_output, tmp_path, naming, prefix, fmt):
-    sd = load_file(str(tiny["student_diffusers_safetensors"]))
+def test_prefix_and_format_variants(tiny_klein, config, inputs, reference_output, tmp_path, naming, prefix, fmt):
+    sd = load_file(str(tiny_klein["student_diffusers_safetensors"]))
     if naming == "bfl":
         sd = diffusers_to_bfl(sd)
     sd = {prefix + k: v.contiguous() for k, v in sd.items()}
@@ -179,8 +169,8 @@ def test_missing_file_is_an_error_not_a_fallback(tmp_path, config):
 
 
 @pytest.mark.parametrize("name", ["student_bfl_safetensors", "student_bfl_pth"])
-def test_truncated_and_corrupt_files(tiny, tmp_path, name):
-    src = Path(tiny[name])
+def test_truncated_and_corrupt_files(tiny_klein, tmp_path, name):
+    src = Path(tiny_klein[name])
     data = src.read_bytes()
     cut = tmp_path / f"cut{src.suffix}"
     cut.write_bytes(data[: len(data) // 2])
@@ -214,8 +204,8 @@ def test_pth_with_pickled_object_is_refused(tmp_path):
         read_state_dict(tmp_path / "list.pth")
 
 
-def test_missing_unexpected_and_mismatched_keys_are_named(tiny, config, tmp_path):
-    sd = load_file(str(tiny["student_bfl_safetensors"]))
+def test_missing_unexpected_and_mismatched_keys_are_named(tiny_klein, config, tmp_path):
+    sd = load_file(str(tiny_klein["student_bfl_safetensors"]))
     del sd["model.single_blocks.1.linear2.weight"]
     sd["model.single_blocks.7.linear1.weight"] = torch.zeros(3)
     sd["model.img_in.weight"] = torch.zeros(5, 5, dtype=torch.bfloat16)
@@ -230,7 +220,7 @@ def test_missing_unexpected_and_mismatched_keys_are_named(tiny, config, tmp_path
     assert str(path) in msg
 
 
-def test_wrong_architecture_is_named(tiny, config, tmp_path):
+def test_wrong_architecture_is_named(tiny_klein, config, tmp_path):
     from diffusers import Flux2Transformer2DModel
 
     other = dict(config)

@@ -1,4 +1,4 @@
-"""`rdmeval score pickscore` end to end on dummy runs with a tiny offline CLIP: rows, refusal, resume, shards, compare."""
+"""`rdmeval score pickscore` end to end on dummy runs with a tiny_clip offline CLIP: rows, refusal, resume, shards, compare."""
 
 from __future__ import annotations
 
@@ -11,23 +11,18 @@ import torch
 from PIL import Image
 
 from rdmeval.cli.main import main
-from rdmeval.fixtures.tiny_clip import build_tiny_clip
 from rdmeval.scorers.pickscore.model import PickScorer
 from rdmeval.scorers.pickscore.score import score_pickscore_run
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return build_tiny_clip(tmp_path_factory.mktemp("tiny-clip"))
-
 
 @pytest.fixture(scope="module")
-def reference(tiny):
+def reference(tiny_clip):
     """PickScore by hand with transformers alone, for (PNG path, prompt) pairs."""
     from transformers import CLIPModel, CLIPProcessor
 
-    model = CLIPModel.from_pretrained(tiny).eval()
-    processor = CLIPProcessor.from_pretrained(tiny)
+    model = CLIPModel.from_pretrained(tiny_clip).eval()
+    processor = CLIPProcessor.from_pretrained(tiny_clip)
 
     def score(paths, texts):
         images = [Image.open(p).convert("RGB") for p in paths]
@@ -49,8 +44,8 @@ def _generate(out, prompts="demo-captions", resolution=64):
     return out
 
 
-def _score(tiny, run, *extra):
-    return main(["score", "pickscore", str(run), "--model", str(tiny), "--processor", str(tiny),
+def _score(tiny_clip, run, *extra):
+    return main(["score", "pickscore", str(run), "--model", str(tiny_clip), "--processor", str(tiny_clip),
                  "--workers", "0", "--no-progress", "--n-resamples", "200", *extra])
 
 
@@ -58,9 +53,9 @@ def _scores_dir(run):
     return run / "scores" / "pickscore"
 
 
-def test_end_to_end_matches_the_reference_and_writes_rows(tmp_path, tiny, reference, capsys):
+def test_end_to_end_matches_the_reference_and_writes_rows(tmp_path, tiny_clip, reference, capsys):
     run = _generate(tmp_path / "run")
-    assert _score(tiny, run) == 0
+    assert _score(tiny_clip, run) == 0
     printed = capsys.readouterr().out
     per_image = pd.read_parquet(_scores_dir(run) / "per_image.parquet")
     assert len(per_image) == 4
@@ -81,17 +76,17 @@ def test_end_to_end_matches_the_reference_and_writes_rows(tmp_path, tiny, refere
     assert row["benchmark_definition"] and row["benchmark_definition"] in printed
     protocol = json.loads(row["protocol"])
     assert protocol["scorer"]["dtype"] == "fp32"
-    assert protocol["scorer"]["model"]["path"] == str(tiny.resolve())
-    assert protocol["scorer"]["processor"]["path"] == str(tiny.resolve())
+    assert protocol["scorer"]["model"]["path"] == str(tiny_clip.resolve())
+    assert protocol["scorer"]["processor"]["path"] == str(tiny_clip.resolve())
     assert protocol["rng_device"] == "cpu"  # the run's own protocol is kept beside the scorer's
     assert f"{row['value']:.4f}" in printed and "0 of 4" in printed
 
 
-def test_long_prompt_is_counted_as_truncated(tmp_path, tiny, capsys):
+def test_long_prompt_is_counted_as_truncated(tmp_path, tiny_clip, capsys):
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("a red bowl on the table\n" + " ".join(["a photo of a green cat on a blue table"] * 12) + "\n")
     run = _generate(tmp_path / "run", prompts)
-    assert _score(tiny, run) == 0
+    assert _score(tiny_clip, run) == 0
     assert "truncated by the scorer at 77 CLIP tokens: 1 of 2" in capsys.readouterr().out
     per_prompt = pd.read_parquet(_scores_dir(run) / "per_prompt.parquet")
     assert per_prompt["truncated"].tolist() == [False, True]
@@ -99,23 +94,23 @@ def test_long_prompt_is_counted_as_truncated(tmp_path, tiny, capsys):
     assert pd.read_parquet(_scores_dir(run) / "summary.parquet")["n_truncated"].iloc[0] == 1
 
 
-def test_incomplete_run_is_refused_unless_allowed(tmp_path, tiny, capsys):
+def test_incomplete_run_is_refused_unless_allowed(tmp_path, tiny_clip, capsys):
     run = _generate(tmp_path / "run")
     (run / "00002" / "samples" / "0000.png").unlink()
-    assert _score(tiny, run) == 2
+    assert _score(tiny_clip, run) == 2
     err = capsys.readouterr().err
     assert "incomplete: 3 of 4 images present" in err and "--allow-incomplete" in err and "00002/samples/0000.png" in err
     assert not (_scores_dir(run) / "summary.parquet").exists()
 
-    assert _score(tiny, run, "--allow-incomplete") == 0
+    assert _score(tiny_clip, run, "--allow-incomplete") == 0
     assert "INCOMPLETE RUN" in capsys.readouterr().out
     row = pd.read_parquet(_scores_dir(run) / "summary.parquet").iloc[0]
     assert (row["n"], row["n_prompts"], row["coverage"], bool(row["complete"])) == (3, 3, 0.75, False)
 
 
-def test_resume_after_interruption_and_stale_cache(tmp_path, tiny, reference, capsys):
+def test_resume_after_interruption_and_stale_cache(tmp_path, tiny_clip, reference, capsys):
     run = _generate(tmp_path / "run")
-    scorer = PickScorer.from_pretrained(str(tiny), str(tiny), device="cpu", batch_size=1)
+    scorer = PickScorer.from_pretrained(str(tiny_clip), str(tiny_clip), device="cpu", batch_size=1)
     real, calls = scorer.embed_pixels, []
 
     def dies_on_third_batch(pixels):
@@ -129,10 +124,10 @@ def test_resume_after_interruption_and_stale_cache(tmp_path, tiny, reference, ca
         score_pickscore_run(run, scorer, progress=False)
     assert not (_scores_dir(run) / "summary.parquet").exists()
 
-    assert _score(tiny, run) == 0
+    assert _score(tiny_clip, run) == 0
     assert "2 images embedded, 2 reused from the cache" in capsys.readouterr().out
     resumed = pd.read_parquet(_scores_dir(run) / "per_image.parquet")
-    assert _score(tiny, run, "--out", str(tmp_path / "fresh")) == 0  # a from-scratch scoring elsewhere
+    assert _score(tiny_clip, run, "--out", str(tmp_path / "fresh")) == 0  # a from-scratch scoring elsewhere
     fresh = pd.read_parquet(tmp_path / "fresh" / "per_image.parquet")
     # batch 1 then 64 vs one batch of 64: equal up to float32 GEMM rounding
     np.testing.assert_allclose(resumed["pickscore"], fresh["pickscore"], rtol=1e-5, atol=1e-5)
@@ -141,7 +136,7 @@ def test_resume_after_interruption_and_stale_cache(tmp_path, tiny, reference, ca
     target = run / "00001" / "samples" / "0000.png"
     Image.fromarray(np.full((64, 64, 3), (200, 30, 90), dtype=np.uint8)).save(target)
     capsys.readouterr()
-    assert _score(tiny, run) == 0
+    assert _score(tiny_clip, run) == 0
     assert "1 images embedded, 3 reused from the cache" in capsys.readouterr().out
     after = pd.read_parquet(_scores_dir(run) / "per_image.parquet").set_index("image")
     key = "00001/samples/0000.png"
@@ -149,29 +144,29 @@ def test_resume_after_interruption_and_stale_cache(tmp_path, tiny, reference, ca
     assert after.loc[key, "pickscore"] == pytest.approx(float(reference([target], [after.loc[key, "prompt"]])[0]), abs=1e-5)
 
 
-def test_shards_combine_into_the_unsharded_result(tmp_path, tiny, capsys, monkeypatch):
+def test_shards_combine_into_the_unsharded_result(tmp_path, tiny_clip, capsys, monkeypatch):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     run = _generate(tmp_path / "run")
-    assert _score(tiny, run, "--shard", "0/2") == 0
+    assert _score(tiny_clip, run, "--shard", "0/2") == 0
     assert "still lack an embedding" in capsys.readouterr().out
     assert not (_scores_dir(run) / "summary.parquet").exists()
-    assert _score(tiny, run, "--shard", "1/2") == 0
+    assert _score(tiny_clip, run, "--shard", "1/2") == 0
     assert "2 images embedded, 0 reused" in capsys.readouterr().out
     sharded = pd.read_parquet(_scores_dir(run) / "per_image.parquet")
-    assert _score(tiny, run, "--out", str(tmp_path / "whole")) == 0
+    assert _score(tiny_clip, run, "--out", str(tmp_path / "whole")) == 0
     whole = pd.read_parquet(tmp_path / "whole" / "per_image.parquet")
     assert sharded["image"].tolist() == whole["image"].tolist()
     np.testing.assert_allclose(sharded["pickscore"], whole["pickscore"], atol=1e-6)
-    assert _score(tiny, run, "--shard", "2/2") == 2  # a bad shard is a usage error
+    assert _score(tiny_clip, run, "--shard", "2/2") == 2  # a bad shard is a usage error
 
 
-def test_compare_two_runs(tmp_path, tiny, capsys):
+def test_compare_two_runs(tmp_path, tiny_clip, capsys):
     a = _generate(tmp_path / "a", resolution=64)
     b = _generate(tmp_path / "b", resolution=32)  # different images, same prompts
     assert main(["score", "pickscore-compare", str(a), str(b)]) == 2
     assert "score the run first" in capsys.readouterr().err
     for run in (a, b):
-        assert _score(tiny, run) == 0
+        assert _score(tiny_clip, run) == 0
     out = tmp_path / "a-vs-b.parquet"
     assert main(["score", "pickscore-compare", str(a), str(b), "--out", str(out), "--n-resamples", "300"]) == 0
     printed = capsys.readouterr().out
@@ -184,7 +179,7 @@ def test_compare_two_runs(tmp_path, tiny, capsys):
     assert f"{np.mean(sa - sb):+.4f}" in printed and "win rate of A" in printed
 
     other = _generate(tmp_path / "other", prompts="demo-geneval")  # 4 images per prompt
-    assert _score(tiny, other) == 0
+    assert _score(tiny_clip, other) == 0
     per_image = pd.read_parquet(_scores_dir(other) / "per_image.parquet")
     prompt_means = per_image.groupby("prompt_index")["pickscore"].mean()
     assert set(pd.read_parquet(_scores_dir(other) / "per_prompt.parquet")["n_images"]) == {4}
@@ -194,18 +189,18 @@ def test_compare_two_runs(tmp_path, tiny, capsys):
     assert main(["score", "pickscore-compare", str(a), str(other)]) == 2
     assert "different prompt sets" in capsys.readouterr().err
 
-    assert _score(tiny, b, "--dtype", "bf16") == 0
+    assert _score(tiny_clip, b, "--dtype", "bf16") == 0
     capsys.readouterr()
     assert main(["score", "pickscore-compare", str(a), str(b)]) == 2
     assert "scored differently" in capsys.readouterr().err
 
 
-def test_pickapic_test_end_to_end(tmp_path, tiny, shared_data, capsys):
+def test_pickapic_test_end_to_end(tmp_path, tiny_clip, shared_data, capsys):
     run = tmp_path / "pickapic"
     assert main(["generate", "--model", "dummy", "--prompts", "pickapic-test", "--prompts-file",
                  str(shared_data / "rdm-assets" / "pickapic_test_prompts.jsonl"), "--limit", "12", "--out", str(run),
                  "--resolution", "32", "--rng-device", "cpu", "--no-progress"]) == 0
-    assert _score(tiny, run) == 0
+    assert _score(tiny_clip, run) == 0
     printed = capsys.readouterr().out
     row = pd.read_parquet(_scores_dir(run) / "summary.parquet").iloc[0]
     assert (row["benchmark"], row["n_prompts"]) == ("pickapic-test", 12)
@@ -213,7 +208,7 @@ def test_pickapic_test_end_to_end(tmp_path, tiny, shared_data, capsys):
     assert f"pickapic-test version {row['benchmark_version']}" in printed
 
 
-def test_coco_val_end_to_end_prints_the_definition(tmp_path, tiny, capsys):
+def test_coco_val_end_to_end_prints_the_definition(tmp_path, tiny_clip, capsys):
     captions = {"annotations": [{"image_id": 100 + i, "caption": f"A photo of a red cat number {i} on a table."}
                                 for i in range(10)]}
     ann = tmp_path / "captions_val2014.json"
@@ -222,7 +217,7 @@ def test_coco_val_end_to_end_prints_the_definition(tmp_path, tiny, capsys):
     assert main(["generate", "--model", "dummy", "--prompts", "coco-val", "--prompts-file", str(ann), "--n", "5",
                  "--out", str(run), "--resolution", "32", "--rng-device", "cpu", "--no-progress"]) == 0
     capsys.readouterr()
-    assert _score(tiny, run) == 0
+    assert _score(tiny_clip, run) == 0
     printed = capsys.readouterr().out
     row = pd.read_parquet(_scores_dir(run) / "summary.parquet").iloc[0]
     assert (row["benchmark"], row["n_prompts"]) == ("coco-val", 5)

@@ -1,4 +1,4 @@
-"""PickScorer on a tiny random CLIP built offline, against an independent computation of the formula."""
+"""PickScorer on a tiny_clip random CLIP built offline, against an independent computation of the formula."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from rdmeval.errors import RdmevalError
-from rdmeval.fixtures.tiny_clip import LOGIT_SCALE, build_tiny_clip
+from rdmeval.fixtures.tiny_clip import LOGIT_SCALE
 from rdmeval.scorers.pickscore.model import MAX_LENGTH, PickScorer, to_uint8_pil
 
 PROMPTS = [
@@ -20,18 +20,14 @@ PROMPTS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return build_tiny_clip(tmp_path_factory.mktemp("tiny-clip"))
-
 
 @pytest.fixture(scope="module")
-def reference(tiny):
+def reference(tiny_clip):
     """The formula by hand with transformers alone (the PickScore model card's recipe)."""
     from transformers import CLIPModel, CLIPProcessor
 
-    model = CLIPModel.from_pretrained(tiny).eval()
-    processor = CLIPProcessor.from_pretrained(tiny)
+    model = CLIPModel.from_pretrained(tiny_clip).eval()
+    processor = CLIPProcessor.from_pretrained(tiny_clip)
 
     def score(pil_images, texts):
         with torch.no_grad():
@@ -48,8 +44,8 @@ def reference(tiny):
 
 
 @pytest.fixture(scope="module")
-def scorer(tiny):
-    return PickScorer.from_pretrained(str(tiny), str(tiny), device="cpu", batch_size=2)
+def scorer(tiny_clip):
+    return PickScorer.from_pretrained(str(tiny_clip), str(tiny_clip), device="cpu", batch_size=2)
 
 
 def _images(n=3, size=(96, 64), seed=0):
@@ -157,8 +153,8 @@ def test_both_output_conventions(reference):
         PickScorer(_Unknown(reference.model), reference.processor, device="cpu").score(pil, PROMPTS)
 
 
-def test_bf16_keeps_the_float32_logit_scale(tiny, reference):
-    bf16 = PickScorer.from_pretrained(str(tiny), str(tiny), device="cpu", dtype="bf16")
+def test_bf16_keeps_the_float32_logit_scale(tiny_clip, reference):
+    bf16 = PickScorer.from_pretrained(str(tiny_clip), str(tiny_clip), device="cpu", dtype="bf16")
     assert bf16.model.dtype == torch.bfloat16
     assert bf16.logit_scale == pytest.approx(LOGIT_SCALE, abs=1e-6)  # bf16 would round it to 4.59375
     assert abs(math.exp(float(torch.tensor(LOGIT_SCALE).bfloat16())) - math.exp(LOGIT_SCALE)) > 1.0
@@ -166,25 +162,25 @@ def test_bf16_keeps_the_float32_logit_scale(tiny, reference):
     got = bf16.score(pil, PROMPTS)
     assert got.dtype == torch.float32
     np.testing.assert_allclose(got.numpy(), reference(pil, PROMPTS), atol=3.0)  # bf16 noise only
-    assert bf16.identity() != PickScorer.from_pretrained(str(tiny), str(tiny), device="cpu").identity()
+    assert bf16.identity() != PickScorer.from_pretrained(str(tiny_clip), str(tiny_clip), device="cpu").identity()
 
 
-def test_bad_inputs_name_the_fix(tiny, reference):
+def test_bad_inputs_name_the_fix(tiny_clip, reference):
     with pytest.raises(RdmevalError, match="--dtype"):
         PickScorer(reference.model, reference.processor, dtype="int8")
     with pytest.raises(RdmevalError, match="--model"):
         PickScorer(torch.nn.Linear(2, 2), reference.processor)
     with pytest.raises(RdmevalError, match="--model /path"):
-        PickScorer.from_pretrained(str(tiny / "does-not-exist"), str(tiny))
+        PickScorer.from_pretrained(str(tiny_clip / "does-not-exist"), str(tiny_clip))
     with pytest.raises(RdmevalError, match="pairs image i with text i"):
         PickScorer(reference.model, reference.processor).score([Image.new("RGB", (8, 8))], PROMPTS)
 
 
-def test_local_identity_does_not_depend_on_the_path(tiny, tmp_path):
+def test_local_identity_does_not_depend_on_the_path(tiny_clip, tmp_path):
     import shutil
 
-    copy = shutil.copytree(tiny, tmp_path / "elsewhere")
-    a = PickScorer.from_pretrained(str(tiny), str(tiny), device="cpu")
+    copy = shutil.copytree(tiny_clip, tmp_path / "elsewhere")
+    a = PickScorer.from_pretrained(str(tiny_clip), str(tiny_clip), device="cpu")
     b = PickScorer.from_pretrained(str(copy), str(copy), device="cpu")
     assert a.describe()["model"]["path"] != b.describe()["model"]["path"]
     assert a.fingerprint() == b.fingerprint()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 
 from rdmeval.errors import RdmevalError
 
@@ -80,6 +81,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from rdmeval.scorers.geneval.judge import JudgeOptions
     from rdmeval.scorers.geneval.score import score_geneval_run
+    from rdmeval.store import RunStore
+
+    RunStore(Path(args.run_dir)).read_manifest()  # a bad RUN_DIR fails before any model is loaded or downloaded
 
     options = JudgeOptions.from_official_strings(
         {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 
 from rdmeval.errors import RdmevalError
 
@@ -40,7 +41,9 @@ of A (ties count half).
 def run(args: argparse.Namespace) -> int:
     from rdmeval.scorers.pickscore.model import PickScorer
     from rdmeval.scorers.pickscore.score import score_pickscore_run
+    from rdmeval.store import RunStore
 
+    RunStore(Path(args.run_dir)).read_manifest()  # a bad RUN_DIR fails before any model is loaded or downloaded
     if args.workers is not None and args.workers < 0:
         raise RdmevalError("--workers must be >= 0")
     workers = args.workers if args.workers is not None else min(8, max(0, (os.cpu_count() or 1) - 1))
