@@ -29,7 +29,7 @@ from rdmeval.cli.main import main
 from rdmeval.errors import RdmevalError
 from rdmeval.report import build_report
 from rdmeval.report.gallery import class_color, render_thumbnail
-from test_table import make_suite_layout_root, shared_smoke_root  # the same smoke run root as the table tests
+from _runroot import make_suite_layout_root, shared_smoke_root  # the same smoke run root as the table tests
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]

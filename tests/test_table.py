@@ -3,9 +3,10 @@ differences, and every renderer read back.
 
 Two run roots:
 
-- a *smoke* root made by the real pipeline: the dummy generator on the demo sets for three models,
-  GenEval scored by the real scorer with a stub detector and color classifier (whose verdicts follow
-  a per-model success rate), PickScore scored by the real scorer on the tiny offline CLIP;
+- a *smoke* root made by the real pipeline (built by tests/_runroot.py, which test_report.py shares):
+  the dummy generator on the demo sets for three models, GenEval scored by the real scorer with a
+  stub detector and color classifier (whose verdicts follow a per-model success rate), PickScore
+  scored by the real scorer on the tiny offline CLIP;
 - a *card* root of hand-written result rows on the card's benchmarks, covering every kind of cell
   (complete, subset, incomplete, generated but not scored, not run, a second run of a preset).
 """
@@ -13,10 +14,8 @@ Two run roots:
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import re
-import shutil
 import tomllib
 from pathlib import Path
 
@@ -49,99 +48,10 @@ from rdmeval.results.table import (
     build_table,
 )
 
-SIZE = 64
-#: Probability that the stub detector "sees" a prompt correctly, per model (student > teacher > naive).
-QUALITY = {"teacher": 0.75, "naive": 0.3, "student": 0.85}
+from _runroot import make_suite_layout_root, shared_smoke_root  # shared with test_report.py
 
 
-# ----------------------------------------------------------------------------- the smoke run root
-
-
-def _good(path: Path) -> bool:
-    """Whether this image "succeeds": a fixed function of (model folder, prompt, sample)."""
-    key = f"{path.parents[3].name}/{path.parents[1].name}/{path.stem}"
-    u = int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) / 16**8
-    return u < QUALITY.get(path.parents[3].name, 0.5)
-
-
-def _meta(path: Path) -> dict:
-    return json.loads((Path(path).parents[1] / "metadata.jsonl").read_text())
-
-
-class StubDetector:
-    """Detections that satisfy the prompt when the image "succeeds", and miss its last object otherwise."""
-
-    identity = {"detector": "stub", "version": "1", "mask_score_floor": 0.05}
-
-    def detect(self, paths, batch_size=8):
-        from rdmeval.scorers.geneval.detections import Detection
-        from rdmeval.scorers.geneval.detector import DetectedImage
-
-        def det(x: int, y: int) -> Detection:
-            mask = np.zeros((SIZE, SIZE), dtype=bool)
-            mask[y : y + 14, x : x + 14] = True
-            return Detection(np.array([x, y, x + 14, y + 14, 0.95], dtype=np.float32), mask)
-
-        for p in map(Path, paths):
-            md = _meta(p)
-            clauses = md["include"] if _good(p) else md["include"][:-1]
-            dets: dict = {}
-            for i, clause in enumerate(clauses):
-                for k in range(clause["count"]):
-                    x, y = (2, 30) if "position" in clause else (4 + 18 * k, 8 + 24 * i)
-                    dets.setdefault(clause["class"], []).append(det(x, y))
-            if any("position" in c for c in clauses):  # the target to the right of the subject
-                dets[md["include"][0]["class"]] = [det(40, 30)]
-            yield DetectedImage(dets, SIZE, SIZE)
-
-
-class StubColors:
-    identity = {"classifier": "stub"}
-
-    def predict(self, requests, opts=None):
-        out = []
-        for r in requests:
-            want = next(c.get("color") for c in _meta(r.image)["include"] if c["class"] == r.class_name)
-            out.append(want if _good(Path(r.image)) else "black")
-        return out
-
-
-def make_smoke_root(root: Path) -> Path:
-    """runs/{teacher,naive,student}/{demo-geneval,demo-captions}, generated and scored for real.
-
-    The dummy generator stands in for the three presets (``request.model.preset`` is set so the
-    result rows carry the preset's name, as a klein run's would).
-    """
-    from rdmeval.fixtures.tiny_clip import build_tiny_clip
-    from rdmeval.scorers.geneval.score import score_geneval_run
-    from rdmeval.scorers.pickscore.model import PickScorer
-    from rdmeval.scorers.pickscore.score import score_pickscore_run
-
-    tiny = build_tiny_clip(root / "tiny-clip")
-    scorer = PickScorer.from_pretrained(str(tiny), str(tiny), device="cpu", batch_size=8)
-    for i, model in enumerate(CARD_MODELS):
-        for prompts, policy in (("demo-geneval", f"per-sample:{46_000_000 + i * 1_000_000}"), ("demo-captions", f"one-call:{i}")):
-            out = root / "runs" / model / prompts
-            assert main(["generate", "--model", "dummy", "--prompts", prompts, "--out", str(out), "--resolution", str(SIZE),
-                         "--rng-device", "cpu", "--no-progress", "--seed-policy", policy]) == 0
-            manifest = json.loads((out / "manifest.json").read_text())
-            manifest["request"]["model"]["preset"] = model
-            (out / "manifest.json").write_text(json.dumps(manifest))
-            if prompts == "demo-geneval":
-                score_geneval_run(out, detector=StubDetector(), color=StubColors(), progress=False, n_resamples=200)
-            else:
-                score_pickscore_run(out, scorer, progress=False, n_resamples=200)
-    return root
-
-
-def shared_smoke_root(tmp_path_factory) -> Path:
-    """The smoke root, built once per test session (test_report.py uses it too) and never modified."""
-    root = tmp_path_factory.getbasetemp() / "smoke-root"
-    if not (root / ".complete").is_file():
-        shutil.rmtree(root, ignore_errors=True)
-        make_smoke_root(root)
-        (root / ".complete").touch()
-    return root
+# ----------------------------------------------------------------------------- the smoke run root (tests/_runroot.py)
 
 
 @pytest.fixture(scope="module")
@@ -326,6 +236,9 @@ def test_other_published_runs_and_protocol(card_root):
     assert rerun.value == 21.9 and rerun.published == 21.83 and rerun.delta == pytest.approx(21.9 - 21.83)
     table2 = runs.cell("paper-table2/teacher/geneval/overall/overall", "value")
     assert table2.status == SUBSET and table2.published_text == "0.794"
+    # the paper's Table-2 student is another checkpoint (COCO-only recipe): shown, never differenced
+    other = runs.cell("paper-table2/student/pickapic-test/all/pickscore_mean", "value")
+    assert other.published == 21.69 and other.value is not None and other.delta is None and other.shown_delta() == "—"
 
     proto = t.section("protocol")
     assert proto.cell("ctx_len", "geneval").text == "48"
@@ -379,15 +292,6 @@ def test_paired_differences_match_the_per_prompt_files(smoke_root):
     assert p.extra["n_prompts"] == len(a)
     # the card's benchmarks: no runs, so no comparison, and the row says why
     assert paired.cell("student-teacher/geneval/overall", "diff").shown() == "student and teacher not run"
-
-
-def make_suite_layout_root(smoke_root: Path, root: Path) -> Path:
-    """The layout of `rdmeval reproduce --smoke`: suite benchmark folders, demo prompt sets standing in
-    (coco-val and pickapic-test both use demo-captions)."""
-    for m in CARD_MODELS:
-        for src, dst in (("demo-geneval", "geneval"), ("demo-captions", "coco-val"), ("demo-captions", "pickapic-test")):
-            shutil.copytree(smoke_root / "runs" / m / src, root / "runs" / m / dst)
-    return root
 
 
 def test_suite_folders_with_stand_in_prompt_sets(smoke_root, tmp_path):

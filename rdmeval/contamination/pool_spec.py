@@ -33,7 +33,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -290,7 +290,3 @@ def load_pool_spec(path: str | os.PathLike[str], overrides: Sequence[str] | Mapp
     else:
         parsed = parse_overrides(overrides)
     return pool_spec_from_dict(raw, file=file.resolve(), overrides=parsed)
-
-
-def with_sources(spec: PoolSpec, sources: Sequence[PoolSource]) -> PoolSpec:
-    return replace(spec, sources=tuple(sources))

@@ -243,7 +243,3 @@ def iter_source(src: PoolSource, chunk_size: int = DEFAULT_CHUNK) -> Iterator[Po
             f"expected_rows = {src.expected_rows}. Check that the file is the right one "
             f"(e.g. captions_train2014.json, captions = \"{src.captions}\") or drop the check with --set {src.name}.expected_rows=0"
         )
-
-
-def count_rows(src: PoolSource, chunk_size: int = DEFAULT_CHUNK) -> int:
-    return sum(len(c) for c in iter_source(src, chunk_size))

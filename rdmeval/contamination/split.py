@@ -26,7 +26,6 @@ from rdmeval.errors import RdmevalError
 
 INDEX_COLUMNS: tuple[str, ...] = ("prompt_idx", "prompt_index", "index", "idx")
 SCORE_COLUMNS: tuple[str, ...] = ("score", "correct", "pickscore", "value")
-SUBSETS: tuple[str, ...] = ("all", "clean", "dirty")
 
 
 @dataclass(frozen=True)

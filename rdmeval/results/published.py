@@ -38,6 +38,7 @@ _VALUE_FIELDS: dict[str, type | tuple[type, ...]] = {
     "text": str,
     "decimals": int,
     "approx": bool,
+    "same_weights": bool,
     "note": str,
     "source": str,
 }
@@ -68,6 +69,7 @@ class PublishedValue:
     text: str
     decimals: int
     approx: bool = False
+    same_weights: bool = True  # False: another checkpoint than the one rdmeval reproduces (no delta)
     note: str = ""
     source: str = ""  # the run's source unless the entry names its own
 
@@ -221,6 +223,7 @@ def _parse_values(raw: Any, runs: dict[str, PublishedRun], path: Path) -> tuple[
             text=entry["text"],
             decimals=int(entry["decimals"]),
             approx=bool(entry.get("approx", False)),
+            same_weights=bool(entry.get("same_weights", True)),
             note=entry.get("note", ""),
             source=entry.get("source") or runs[entry["run"]].source,
         )

@@ -262,6 +262,21 @@ class Section:
         return [[label] + [text for _, text, _ in parts] for label, parts in self.body_cells()]
 
 
+def _section_meta(s: Section) -> dict[str, Any]:
+    """A section without its key and cells, as JSON-ready data (the JSON and CSV renderers share it)."""
+    return {"title": s.title, "stub": s.stub, "row_keys": s.row_keys, "row_labels": s.row_labels,
+            "col_keys": s.col_keys, "col_labels": s.col_labels, "notes": s.notes,
+            "extra_fields": [list(x) for x in s.extra_fields], "run_labels": s.run_labels,
+            "published_label": s.published_label}
+
+
+def _section_from_meta(key: str, meta: dict[str, Any], cells: dict[tuple[str, str], Cell]) -> Section:
+    return Section(key=key, title=meta["title"], stub=meta["stub"], row_keys=list(meta["row_keys"]),
+                   row_labels=list(meta["row_labels"]), col_keys=list(meta["col_keys"]), col_labels=list(meta["col_labels"]),
+                   cells=cells, notes=list(meta["notes"]), extra_fields=[tuple(x) for x in meta["extra_fields"]],
+                   run_labels=dict(meta["run_labels"]), published_label=meta["published_label"])
+
+
 # ----------------------------------------------------------------------------- the table
 
 
@@ -285,14 +300,8 @@ class ResultsTable:
             "run_root": self.run_root,
             "published_version": self.published_version,
             "sections": [
-                {
-                    "key": s.key, "title": s.title, "stub": s.stub,
-                    "row_keys": s.row_keys, "row_labels": s.row_labels,
-                    "col_keys": s.col_keys, "col_labels": s.col_labels,
-                    "notes": s.notes, "extra_fields": [list(x) for x in s.extra_fields], "run_labels": s.run_labels,
-                    "published_label": s.published_label,
-                    "cells": [{"row": r, "col": c, **asdict(s.cells[(r, c)])} for r in s.row_keys for c in s.col_keys],
-                }
+                {"key": s.key, **_section_meta(s),
+                 "cells": [{"row": r, "col": c, **asdict(s.cells[(r, c)])} for r in s.row_keys for c in s.col_keys]}
                 for s in self.sections
             ],
         }
@@ -304,16 +313,12 @@ class ResultsTable:
     def from_dict(cls, d: dict[str, Any]) -> "ResultsTable":
         if d.get("format") != TABLE_FORMAT or d.get("version") != TABLE_VERSION:
             raise RdmevalError(f"not an {TABLE_FORMAT} v{TABLE_VERSION} document (format={d.get('format')!r}, version={d.get('version')!r})")
-        sections = []
         names = {f.name for f in fields(Cell)}
-        for s in d["sections"]:
-            cells = {(c["row"], c["col"]): Cell(**{k: v for k, v in c.items() if k in names}) for c in s["cells"]}
-            sections.append(Section(
-                key=s["key"], title=s["title"], stub=s["stub"], row_keys=list(s["row_keys"]), row_labels=list(s["row_labels"]),
-                col_keys=list(s["col_keys"]), col_labels=list(s["col_labels"]), cells=cells, notes=list(s["notes"]),
-                extra_fields=[tuple(x) for x in s["extra_fields"]], run_labels=dict(s["run_labels"]),
-                published_label=s["published_label"],
-            ))
+        sections = [
+            _section_from_meta(s["key"], s, {(c["row"], c["col"]): Cell(**{k: v for k, v in c.items() if k in names})
+                                             for c in s["cells"]})
+            for s in d["sections"]
+        ]
         return cls(run_root=d["run_root"], published_version=d["published_version"], sections=sections)
 
     @classmethod
@@ -333,11 +338,7 @@ class ResultsTable:
         w.writerow({"kind": "table", "label": json.dumps({"run_root": self.run_root, "published_version": self.published_version,
                                                          "format": TABLE_FORMAT, "version": TABLE_VERSION})})
         for s in self.sections:
-            meta = {"title": s.title, "stub": s.stub, "row_labels": s.row_labels, "col_labels": s.col_labels,
-                    "row_keys": s.row_keys, "col_keys": s.col_keys, "notes": s.notes,
-                    "extra_fields": [list(x) for x in s.extra_fields], "run_labels": s.run_labels,
-                    "published_label": s.published_label}
-            w.writerow({"kind": "section", "section": s.key, "label": json.dumps(meta, ensure_ascii=False)})
+            w.writerow({"kind": "section", "section": s.key, "label": json.dumps(_section_meta(s), ensure_ascii=False)})
             for r, rl in zip(s.row_keys, s.row_labels):
                 for c in s.col_keys:
                     cell = s.cells[(r, c)]
@@ -380,12 +381,7 @@ class ResultsTable:
                 raise RdmevalError(f"unknown line kind {line['kind']!r} in the table CSV")
         if table_meta is None:
             raise RdmevalError("the table CSV has no 'table' line")
-        out = []
-        for key, s in sections.items():
-            out.append(Section(key=key, title=s["title"], stub=s["stub"], row_keys=s["row_keys"], row_labels=s["row_labels"],
-                               col_keys=s["col_keys"], col_labels=s["col_labels"], cells=s["cells"], notes=s["notes"],
-                               extra_fields=[tuple(x) for x in s["extra_fields"]], run_labels=s["run_labels"],
-                               published_label=s["published_label"]))
+        out = [_section_from_meta(key, s, s["cells"]) for key, s in sections.items()]
         return cls(run_root=table_meta["run_root"], published_version=table_meta["published_version"], sections=out)
 
     # ---- Markdown
@@ -429,9 +425,6 @@ class ResultsTable:
         if fmt not in renderers:
             raise RdmevalError(f"--format {fmt!r}: choose one of {', '.join(renderers)}")
         return renderers[fmt]()
-
-
-FORMATS = ("md", "csv", "latex", "json")
 
 
 def _md_escape(text: str) -> str:
@@ -731,13 +724,16 @@ class _Builder:
                 model = next((m for m in self.models if self.preset(m) == v.model), v.model)
                 percent = v.metric == "accuracy"
                 c = self.cell(model, col, v.category, v.metric, "%" if percent else "", 1 if percent else col.decimals, v)
+                if not v.same_weights:
+                    c.delta = None  # another checkpoint: a difference would not test the reproduction
                 key = "/".join(v.key)
                 keys.append(key)
                 what = col.label if v.category in ("overall", "all") else f"{col.label} {v.category}"
                 labels.append(f"{run.label}: {v.model}, {what}")
                 cells[(key, "value")] = c
         notes = [f"{r.label}: {r.description} Source: {r.source}" for r in self.pub.other_runs()]
-        notes.append("Δ = reproduced - that run's published value.")
+        notes.append("Δ = reproduced - that run's published value; none where the published run used other weights "
+                     "(the paper's Table-2 student is a COCO-only checkpoint, not the released s180).")
         return Section("published-runs", "Other published runs", "published run", keys, labels, ["value"],
                        ["reproduced"], cells, notes)
 

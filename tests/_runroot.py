@@ -1,0 +1,122 @@
+"""Run roots shared by tests/test_table.py and tests/test_report.py.
+
+A plain helper module (not a test module), so that the two test files share the builders without
+importing each other.
+
+The *smoke* root is made by the real pipeline: the dummy generator on the demo sets for three
+models, GenEval scored by the real scorer with a stub detector and color classifier (whose
+verdicts follow a per-model success rate), PickScore scored by the real scorer on the tiny offline
+CLIP.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from rdmeval.cli.main import main
+from rdmeval.results.table import CARD_MODELS
+
+SIZE = 64
+#: Probability that the stub detector "sees" a prompt correctly, per model (student > teacher > naive).
+QUALITY = {"teacher": 0.75, "naive": 0.3, "student": 0.85}
+
+
+def _good(path: Path) -> bool:
+    """Whether this image "succeeds": a fixed function of (model folder, prompt, sample)."""
+    key = f"{path.parents[3].name}/{path.parents[1].name}/{path.stem}"
+    u = int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) / 16**8
+    return u < QUALITY.get(path.parents[3].name, 0.5)
+
+
+def _meta(path: Path) -> dict:
+    return json.loads((Path(path).parents[1] / "metadata.jsonl").read_text())
+
+
+class StubDetector:
+    """Detections that satisfy the prompt when the image "succeeds", and miss its last object otherwise."""
+
+    identity = {"detector": "stub", "version": "1", "mask_score_floor": 0.05}
+
+    def detect(self, paths, batch_size=8):
+        from rdmeval.scorers.geneval.detections import Detection
+        from rdmeval.scorers.geneval.detector import DetectedImage
+
+        def det(x: int, y: int) -> Detection:
+            mask = np.zeros((SIZE, SIZE), dtype=bool)
+            mask[y : y + 14, x : x + 14] = True
+            return Detection(np.array([x, y, x + 14, y + 14, 0.95], dtype=np.float32), mask)
+
+        for p in map(Path, paths):
+            md = _meta(p)
+            clauses = md["include"] if _good(p) else md["include"][:-1]
+            dets: dict = {}
+            for i, clause in enumerate(clauses):
+                for k in range(clause["count"]):
+                    x, y = (2, 30) if "position" in clause else (4 + 18 * k, 8 + 24 * i)
+                    dets.setdefault(clause["class"], []).append(det(x, y))
+            if any("position" in c for c in clauses):  # the target to the right of the subject
+                dets[md["include"][0]["class"]] = [det(40, 30)]
+            yield DetectedImage(dets, SIZE, SIZE)
+
+
+class StubColors:
+    identity = {"classifier": "stub"}
+
+    def predict(self, requests, opts=None):
+        out = []
+        for r in requests:
+            want = next(c.get("color") for c in _meta(r.image)["include"] if c["class"] == r.class_name)
+            out.append(want if _good(Path(r.image)) else "black")
+        return out
+
+
+def make_smoke_root(root: Path) -> Path:
+    """runs/{teacher,naive,student}/{demo-geneval,demo-captions}, generated and scored for real.
+
+    The dummy generator stands in for the three presets (``request.model.preset`` is set so the
+    result rows carry the preset's name, as a klein run's would).
+    """
+    from rdmeval.fixtures.tiny_clip import build_tiny_clip
+    from rdmeval.scorers.geneval.score import score_geneval_run
+    from rdmeval.scorers.pickscore.model import PickScorer
+    from rdmeval.scorers.pickscore.score import score_pickscore_run
+
+    tiny = build_tiny_clip(root / "tiny-clip")
+    scorer = PickScorer.from_pretrained(str(tiny), str(tiny), device="cpu", batch_size=8)
+    for i, model in enumerate(CARD_MODELS):
+        for prompts, policy in (("demo-geneval", f"per-sample:{46_000_000 + i * 1_000_000}"), ("demo-captions", f"one-call:{i}")):
+            out = root / "runs" / model / prompts
+            assert main(["generate", "--model", "dummy", "--prompts", prompts, "--out", str(out), "--resolution", str(SIZE),
+                         "--rng-device", "cpu", "--no-progress", "--seed-policy", policy]) == 0
+            manifest = json.loads((out / "manifest.json").read_text())
+            manifest["request"]["model"]["preset"] = model
+            (out / "manifest.json").write_text(json.dumps(manifest))
+            if prompts == "demo-geneval":
+                score_geneval_run(out, detector=StubDetector(), color=StubColors(), progress=False, n_resamples=200)
+            else:
+                score_pickscore_run(out, scorer, progress=False, n_resamples=200)
+    return root
+
+
+def shared_smoke_root(tmp_path_factory) -> Path:
+    """The smoke root, built once per test session (test_report.py uses it too) and never modified."""
+    root = tmp_path_factory.getbasetemp() / "smoke-root"
+    if not (root / ".complete").is_file():
+        shutil.rmtree(root, ignore_errors=True)
+        make_smoke_root(root)
+        (root / ".complete").touch()
+    return root
+
+
+def make_suite_layout_root(smoke_root: Path, root: Path) -> Path:
+    """The layout of `rdmeval reproduce --smoke`: suite benchmark folders, demo prompt sets standing in
+    (coco-val and pickapic-test both use demo-captions)."""
+    for m in CARD_MODELS:
+        for src, dst in (("demo-geneval", "geneval"), ("demo-captions", "coco-val"), ("demo-captions", "pickapic-test")):
+            shutil.copytree(smoke_root / "runs" / m / src, root / "runs" / m / dst)
+    return root
