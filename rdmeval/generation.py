@@ -19,6 +19,7 @@ from typing import Any, Sequence
 
 from tqdm.auto import tqdm
 
+from rdmeval.errors import RdmevalError
 from rdmeval.generators.base import Generator
 from rdmeval.generators.noise import NoiseSource, SeedPolicy
 from rdmeval.prompts.schema import PromptSet
@@ -34,9 +35,13 @@ class GenerationSummary:
     world_size: int
     assigned: int
     generated: int
-    skipped: int
     complete: bool
     seconds: float
+
+    @property
+    def skipped(self) -> int:
+        """Assigned images already present (kept, not made again)."""
+        return self.assigned - self.generated
 
     def line(self) -> str:
         state = "complete" if self.complete else "incomplete (other shards pending)"
@@ -95,12 +100,13 @@ def generate_run(
     progress: bool = True,
 ) -> GenerationSummary:
     t0 = time.time()
-    if batch_size < 1:
-        from rdmeval.errors import RdmevalError
-
-        raise RdmevalError(f"--batch-size must be >= 1, got {batch_size}")
-    prompts = prompt_set.prompts[:limit] if limit else prompt_set.prompts
+    for flag, value in (("--batch-size", batch_size), ("--n-per-prompt", n_per_prompt), ("--limit", limit)):
+        if value is not None and value < 1:
+            raise RdmevalError(f"{flag} must be >= 1, got {value}")
+    prompts = prompt_set.prompts[:limit]
     rank, world = resolve_shard(shard)
+    # the seed policy and RNG device are checked before the run directory is created
+    noise = NoiseSource(seed_policy, generator.latent_shape, n_prompts=len(prompt_set), n_per_prompt=n_per_prompt, rng_device=rng_device)
     request = build_request(generator, prompt_set, [p.index for p in prompts], n_per_prompt, seed_policy, rng_device, batch_size)
     execution = {"world_size": world, "limit": limit}
     dist = _dist()
@@ -118,24 +124,25 @@ def generate_run(
     height, width = generator.resolution
     missing = set(store.pending(mine, size=(width, height)))
     todo = [block for block in blocks if missing.intersection(block)]
-    noise = NoiseSource(seed_policy, generator.latent_shape, n_prompts=len(prompt_set), n_per_prompt=n_per_prompt, rng_device=rng_device)
+    writer = dist is None or rank == 0  # under torchrun rank 0 alone writes the manifest
+    if missing and store.resumed and writer:
+        store.record_resume(execution)
 
     bar = tqdm(total=len(missing), unit="img", desc=f"generate {generator.name}", disable=not progress or not missing, dynamic_ncols=True)
     writes: list[Future] = []
     with ThreadPoolExecutor(max_workers=PNG_WRITERS, thread_name_prefix="png") as pool:
         for block in todo:
             images = generator.generate([by_index[it.prompt_index].text for it in block], noise.latents(block))
-            for it, img in zip(block, images):
-                if it in missing:
-                    writes.append(pool.submit(store.save_image, it, img))
+            new = [(it, img) for it, img in zip(block, images) if it in missing]
+            writes += [pool.submit(store.save_image, it, img) for it, img in new]
             while len(writes) > 4 * PNG_WRITERS * batch_size:  # bounded memory; surfaces write errors early
                 writes.pop(0).result()
-            bar.update(sum(1 for it in block if it in missing))
+            bar.update(len(new))
         for f in writes:
             f.result()
     bar.close()
 
     if dist is not None:
         dist.barrier()
-    complete = store.mark_complete_if_done()
-    return GenerationSummary(str(store.root), rank, world, len(mine), len(missing), len(mine) - len(missing), complete, time.time() - t0)
+    complete = store.mark_complete_if_done(write=writer)
+    return GenerationSummary(str(store.root), rank, world, len(mine), len(missing), complete, time.time() - t0)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rdmeval.generators.noise import GENEVAL_SEEDS, PICKAPIC_SEEDS, SeedPolicy
+from rdmeval.prompts.schema import PromptSet
 
 RESOLUTION = 512
 
@@ -31,9 +32,11 @@ PROTOCOLS: dict[str, GenerationProtocol] = {
 DEFAULT = GenerationProtocol(1, 48, PICKAPIC_SEEDS, "user prompt file: 1 image/prompt, ctx 48, one-call seed-0 noise")
 
 
-def protocol_for(prompt_set_name: str, fmt: str | None = None) -> GenerationProtocol:
-    if prompt_set_name in PROTOCOLS:
-        return PROTOCOLS[prompt_set_name]
-    if fmt == "geneval":
+def protocol_for(prompt_set: PromptSet) -> GenerationProtocol:
+    """The defaults of a registered set; user files get the GenEval protocol if they hold GenEval
+    records, else DEFAULT (a file named like a registered set does not inherit its protocol)."""
+    if prompt_set.version != "file" and prompt_set.name in PROTOCOLS:
+        return PROTOCOLS[prompt_set.name]
+    if prompt_set.format == "geneval":
         return PROTOCOLS["geneval"]
     return DEFAULT

@@ -13,11 +13,10 @@ import os
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
-
 from rdmeval.errors import RdmevalError
 from rdmeval.generation import generate_run
-from rdmeval.generators.registry import GeneratorOptions, build_generator
+from rdmeval.generators.noise import default_rng_device
+from rdmeval.generators.registry import KLEIN_BASE, GeneratorOptions, build_generator
 from rdmeval.prompts import load_prompt_set
 from rdmeval.suites import Suite, SuiteBenchmark
 
@@ -26,7 +25,7 @@ from rdmeval.suites import Suite, SuiteBenchmark
 class ReproduceOptions:
     out: Path
     weights: str | None = None
-    base: str = "black-forest-labs/FLUX.2-klein-4B"
+    base: str = KLEIN_BASE
     device: str | None = None
     precision: str = "faithful"
     rng_device: str | None = None
@@ -75,7 +74,7 @@ def _free_memory() -> None:
 
 
 def _scored(run: Path, scorer: str) -> bool:
-    """A score is current if its summary is newer than the run's manifest (rewritten on any resume)."""
+    """A score is current if its summary is newer than the run's manifest (rewritten whenever images are made)."""
     summary = run / "scores" / scorer / "summary.parquet"
     manifest = run / "manifest.json"
     return summary.is_file() and manifest.is_file() and summary.stat().st_mtime >= manifest.stat().st_mtime
@@ -83,11 +82,11 @@ def _scored(run: Path, scorer: str) -> bool:
 
 def _generate_all(suite: Suite, opts: ReproduceOptions) -> dict[tuple[str, str], Path]:
     runs: dict[tuple[str, str], Path] = {}
+    # one generator per (model, ctx_len): benchmarks sharing a ctx_len share the loaded pipeline
+    by_ctx: dict[int, list[SuiteBenchmark]] = {}
+    for bench in suite.benchmarks:
+        by_ctx.setdefault(bench.ctx_len, []).append(bench)
     for model in suite.models:
-        # one generator per (model, ctx_len): benchmarks sharing a ctx_len share the loaded pipeline
-        by_ctx: dict[int, list[SuiteBenchmark]] = {}
-        for bench in suite.benchmarks:
-            by_ctx.setdefault(bench.ctx_len, []).append(bench)
         for ctx_len, benches in by_ctx.items():
             generator = None
             for bench in benches:
@@ -102,8 +101,6 @@ def _generate_all(suite: Suite, opts: ReproduceOptions) -> dict[tuple[str, str],
                                              height=opts.resolution, width=opts.resolution)
                     generator = build_generator(model.preset, gopts)
                 _log(f"generate {model.name} on {bench.name} ({ps.name} {ps.version}, {len(ps)} prompts x {n}, ctx {ctx_len})")
-                from rdmeval.generators.noise import default_rng_device
-
                 summary = generate_run(generator, ps, out, n_per_prompt=n, seed_policy=bench.seed_policy,
                                        rng_device=opts.rng_device or default_rng_device(), batch_size=opts.batch_size or bench.batch_size,
                                        limit=opts.limit, progress=opts.progress)
@@ -204,5 +201,3 @@ def smoke_options(suite: Suite, opts: ReproduceOptions, fixtures: Path) -> Repro
         smoke=True,
     )
 
-
-ProgressFn = Callable[[str], None]

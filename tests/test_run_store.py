@@ -156,3 +156,49 @@ def test_limit_runs_a_prefix_with_the_same_images(tmp_path):
     _gen(tmp_path / "lim", "demo-geneval", "--limit", "2")
     lim = _files(tmp_path / "lim")
     assert len(lim) == 8 and all(_files(tmp_path / "full")[k] == v for k, v in lim.items())
+
+
+def test_rerun_with_nothing_to_do_leaves_the_manifest_untouched(tmp_path):
+    """reproduce skips scoring when the scores are newer than the manifest: a no-op re-run must not rewrite it."""
+    _gen(tmp_path / "r")
+    manifest = tmp_path / "r" / "manifest.json"
+    before = (manifest.read_bytes(), manifest.stat().st_mtime_ns)
+    _gen(tmp_path / "r")
+    assert (manifest.read_bytes(), manifest.stat().st_mtime_ns) == before
+    RunStore(tmp_path / "r").image_path(WorkItem(1, 2)).unlink()
+    _gen(tmp_path / "r")
+    m = json.loads(manifest.read_text())
+    assert len(m["resumed"]) == 1 and m["complete"] is True
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--n-per-prompt", "0"], "--n-per-prompt must be >= 1"),
+    (["--limit", "0"], "--limit must be >= 1"),
+    (["--batch-size", "0"], "--batch-size must be >= 1"),
+    (["--n-per-prompt", "101"], "at most 100"),
+])
+def test_bad_run_settings_are_refused_before_the_run_exists(tmp_path, capsys, flags, message):
+    rc = main(["generate", "--model", "dummy", "--prompts", "demo-geneval", "--out", str(tmp_path / "r"),
+               "--resolution", "64", "--rng-device", "cpu", "--no-progress", *flags])
+    assert rc == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without CUDA")
+def test_cuda_rng_without_cuda_is_a_clear_error(tmp_path, capsys):
+    rc = main(["generate", "--model", "dummy", "--prompts", "demo-geneval", "--out", str(tmp_path / "r"),
+               "--resolution", "64", "--rng-device", "cuda", "--no-progress"])
+    assert rc == 2 and "--rng-device cuda: CUDA is not available" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_user_file_named_like_a_registered_set_gets_the_default_protocol(tmp_path):
+    from rdmeval.protocol import DEFAULT, PROTOCOLS, protocol_for
+
+    f = tmp_path / "pickapic-test.jsonl"
+    f.write_text('{"prompt": "a cat"}\n')
+    assert protocol_for(load_prompt_set(f)) == DEFAULT
+    assert protocol_for(load_prompt_set("demo-geneval")) == PROTOCOLS["demo-geneval"]
+    g = tmp_path / "mine.jsonl"
+    g.write_text('{"tag": "single_object", "include": [{"class": "cat", "count": 1}], "prompt": "a photo of a cat"}\n')
+    assert protocol_for(load_prompt_set(g)) == PROTOCOLS["geneval"]

@@ -65,17 +65,15 @@ def add_prompt_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     params = {"n": args.n} if args.n is not None else {}
     prompt_set = load_prompt_set(args.prompts, path=args.prompts_file, **params)
-    proto = protocol_for(prompt_set.name, prompt_set.format)
-    ctx_len = args.ctx_len or proto.ctx_len
-    n_per_prompt = args.n_per_prompt or proto.n_per_prompt
+    proto = protocol_for(prompt_set)
+    ctx_len = proto.ctx_len if args.ctx_len is None else args.ctx_len
+    n_per_prompt = proto.n_per_prompt if args.n_per_prompt is None else args.n_per_prompt
     seeds = SeedPolicy.parse(args.seed_policy) if args.seed_policy else proto.seed_policy
-    if args.model == "student" and not args.weights:
-        raise RdmevalError("--model student needs --weights PATH (model.safetensors or the .pth); it never falls back to the base weights")
-    batch_size = args.batch_size or proto.batch_size
-    options = GeneratorOptions(base=args.base, weights=args.weights, ctx_len=ctx_len, steps=args.steps, device=args.device,
+    batch_size = proto.batch_size if args.batch_size is None else args.batch_size
+    options = GeneratorOptions(base=args.base, weights=args.weights, ctx_len=ctx_len,
+                               text_layers=parse_layers(args.text_encoder_layers), steps=args.steps, device=args.device,
                                precision=args.precision, height=args.resolution, width=args.resolution,
                                uint8=args.uint8, compile=args.compile)
-    options.text_layers = parse_layers(args.text_encoder_layers)  # read by rdmeval.generators.klein.build_preset
     generator = build_generator(args.model, options)
     rng_device = args.rng_device or default_rng_device()
     summary = generate_run(generator, prompt_set, args.out, n_per_prompt=n_per_prompt, seed_policy=seeds,

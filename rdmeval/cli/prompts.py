@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from rdmeval.errors import RdmevalError
 from rdmeval.prompts import get_spec, load_prompt_set, registry
 from rdmeval.prompts.sources import fetch
 
@@ -29,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"{name:<16} {spec.version:<14} {spec.description}")
         return 0
     if not args.name:
-        raise SystemExit(f"rdmeval prompts {args.action}: a NAME (or FILE) is needed")
+        raise RdmevalError(f"rdmeval prompts {args.action}: a NAME (or FILE) is needed, e.g. `rdmeval prompts {args.action} geneval`")
     if args.action == "fetch":
         spec = get_spec(args.name)
         if spec.local:

@@ -7,14 +7,18 @@ from typing import Any, Protocol, Sequence, runtime_checkable
 import numpy as np
 import torch
 
+from rdmeval.errors import RdmevalError
+
 
 @runtime_checkable
 class Generator(Protocol):
     """A text-to-image model evaluated by rdmeval.
 
     ``generate`` maps ``prompts[i]`` and ``latents[i]`` (shape ``latent_shape``, float32, drawn by
-    rdmeval's seed policy) to image ``i``; it must be a pure function of that pair, so that an
-    image never depends on batch composition, shard or resume point.
+    rdmeval's seed policy) to image ``i``. It must be a pure function of its arguments, carrying no
+    state from one call to the next: float kernels may round differently for other batch shapes, so
+    rdmeval always calls it on the same fixed blocks of work items (``rdmeval/generation.py``), and
+    an image then never depends on shard or resume point.
     """
 
     name: str
@@ -37,15 +41,17 @@ class Generator(Protocol):
 
 
 def to_uint8(images: torch.Tensor, mode: str = "round") -> np.ndarray:
-    """[0, 1] images (B, 3, H, W) -> uint8 (B, H, W, 3).
+    """[0, 1] images (B, 3, H, W) -> uint8 (B, H, W, 3), as the reference converts them.
 
-    ``round``: ``round(clamp(x, 0, 1) * 255)`` (the reference's PNG writer, GenEval);
-    ``truncate``: ``(clamp(x, 0, 1) * 255).byte()`` (the reference's in-memory PickScore path).
-    The arithmetic runs in the tensor's own dtype, like the reference (bf16 images stay bf16).
+    ``round``: ``round(clamp(x, 0, 1) * 255)`` in the image's own dtype (the reference's GenEval PNG
+    writer rounds the bf16 image as it is); ``truncate``: ``(clamp(x, 0, 1) * 255)`` truncated in
+    fp32 (the reference's PickScore path, ``to_pil_image(img.float())``).
     """
+    if mode == "truncate":
+        images = images.float()
+    elif mode != "round":
+        raise RdmevalError(f"uint8 mode must be 'round' or 'truncate', got {mode!r}")
     x = images.clamp(0, 1) * 255
     if mode == "round":
         x = x.round()
-    elif mode != "truncate":
-        raise ValueError(f"uint8 mode must be 'round' or 'truncate', got {mode!r}")
     return x.to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()

@@ -24,9 +24,9 @@ Precision regimes (``--precision``):
 ``fp32``
     every component in fp32 (strict parity; the CPU test regime).
 
-uint8: ``round`` is computed on the image in its own dtype (the reference's GenEval PNG writer
-rounds the bf16 image); ``truncate`` is computed in fp32 (the reference's PickScore path calls
-``to_pil_image(img.float())``).
+uint8 (:func:`rdmeval.generators.base.to_uint8`): ``round`` is computed on the image in its own dtype
+(the reference's GenEval PNG writer rounds the bf16 image); ``truncate`` is computed in fp32 (the
+reference's PickScore path calls ``to_pil_image(img.float())``).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import torch
@@ -46,6 +46,9 @@ import torch
 from rdmeval.errors import RdmevalError
 from rdmeval.generators.base import to_uint8
 from rdmeval.generators.text_encoder import DEFAULT_TEXT_LAYERS, PromptEncoder, load_text_encoder
+
+if TYPE_CHECKING:
+    from rdmeval.generators.registry import GeneratorOptions
 
 PRESET_STEPS: dict[str, int] = {"teacher": 4, "naive": 1, "student": 1}
 PIPELINE_CLASS = "Flux2KleinPipeline"
@@ -283,7 +286,10 @@ class KleinGenerator:
                 f"{hidden * len(self.text_layers)} features, but the DiT of --base {base_label} expects {joint} "
                 f"({joint // hidden} layers; klein uses 9,18,27)"
             )
-        self.prompts = PromptEncoder(tokenizer, text, ctx_len=self.ctx_len, out_dtype=regime.embed_dtype)
+        # No reuse across generate() calls: a prompt's embedding then depends only on the forward block that
+        # needs it (the encoder's batch shape can change its last bits), which keeps images independent of
+        # shards and resume points (rdmeval/generation.py). Within a call each distinct prompt is encoded once.
+        self.prompts = PromptEncoder(tokenizer, text, ctx_len=self.ctx_len, out_dtype=regime.embed_dtype, cache_size=0)
         self.pipe = Flux2KleinPipeline(
             scheduler=scheduler, vae=vae, text_encoder=None, tokenizer=tokenizer, transformer=transformer,
             is_distilled=bool(base_info.get("is_distilled", False)),
@@ -346,8 +352,6 @@ class KleinGenerator:
         with torch.inference_mode():
             embeds = self.prompts(prompts)
             images = self._sample(embeds, latents.to(self.device, torch.float32))
-            if self.uint8_mode == "truncate":
-                images = images.float()
             return to_uint8(images, self.uint8_mode)
 
     # ----- internals -----------------------------------------------------------------------
@@ -411,23 +415,21 @@ class KleinGenerator:
         return [float(s) for s in scheduler.sigmas]
 
 
-def build_preset(name: str, options: Any) -> KleinGenerator:
+def build_preset(name: str, options: GeneratorOptions) -> KleinGenerator:
     """``teacher`` / ``naive`` / ``student`` from rdmeval's GeneratorOptions."""
     if name not in PRESET_STEPS:
         raise RdmevalError(f"unknown klein preset {name!r}; choose one of {', '.join(PRESET_STEPS)}")
-    weights = getattr(options, "weights", None)
-    if name == "student" and not weights:
+    if name == "student" and not options.weights:
         raise RdmevalError("--model student needs --weights PATH (model.safetensors or the .pth); it never falls back to the base weights")
-    if name != "student" and weights:
+    if name != "student" and options.weights:
         raise RdmevalError(f"--model {name} uses the released klein weights of --base; --weights is only for --model student")
-    steps = options.steps if getattr(options, "steps", None) else PRESET_STEPS[name]
     return KleinGenerator(
         preset=name,
         base=options.base,
-        steps=steps,
-        weights=weights,
+        steps=PRESET_STEPS[name] if options.steps is None else options.steps,
+        weights=options.weights,
         ctx_len=options.ctx_len,
-        text_layers=tuple(getattr(options, "text_layers", None) or DEFAULT_TEXT_LAYERS),
+        text_layers=tuple(options.text_layers),
         precision=options.precision,
         height=options.height,
         width=options.width,

@@ -60,6 +60,19 @@ def default_rng_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def _rng_device(name: str) -> torch.device:
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise RdmevalError(f"--rng-device {name!r}: not a device (use cuda or cpu)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RdmevalError(
+            f"--rng-device {name}: CUDA is not available here; use --rng-device cpu "
+            "(the noise, and so the images, then differ from the reference's CUDA-drawn noise)"
+        )
+    return device
+
+
 class NoiseSource:
     """Draws the latents of work items under a seed policy."""
 
@@ -70,7 +83,7 @@ class NoiseSource:
         self.latent_shape = tuple(latent_shape)
         self.n_prompts = n_prompts
         self.n_per_prompt = n_per_prompt
-        self.rng_device = torch.device(rng_device)
+        self.rng_device = _rng_device(rng_device)
         self._all: torch.Tensor | None = None
 
     def seed_of(self, item: WorkItem) -> int:

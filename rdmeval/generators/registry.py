@@ -8,6 +8,7 @@ from typing import Any
 
 from rdmeval.errors import RdmevalError
 from rdmeval.generators.base import Generator
+from rdmeval.generators.text_encoder import DEFAULT_TEXT_LAYERS
 
 KLEIN_BASE = "black-forest-labs/FLUX.2-klein-4B"
 MODELS: dict[str, str] = {
@@ -25,7 +26,8 @@ class GeneratorOptions:
     base: str = KLEIN_BASE
     weights: str | None = None
     ctx_len: int = 48
-    steps: int | None = None
+    text_layers: tuple[int, ...] = DEFAULT_TEXT_LAYERS  # Qwen3 hidden states stacked into the prompt embedding
+    steps: int | None = None  # None: the preset's (teacher 4, naive/student 1)
     device: str | None = None
     precision: str = "faithful"
     height: int = 512

@@ -7,7 +7,9 @@ Layout (GenEval's official one, used for every prompt set)::
     <run>/<idx:05d>/samples/<j:04d>.png 512x512 RGB, uint8
 
 ``manifest.json["request"]`` holds everything that determines the images; resuming into a run
-whose request differs is refused with the list of differing fields.
+whose request differs is refused with the list of differing fields. Opening a run to resume it
+does not touch the manifest: only making images does (:meth:`RunStore.record_resume`), so a
+re-run with nothing left to do leaves the manifest, and the scores derived from the run, current.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import platform
 import shutil
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -60,8 +62,10 @@ def environment_info() -> dict[str, Any]:
         except metadata.PackageNotFoundError:
             pass
     info: dict[str, Any] = {"versions": versions, "host": platform.node(), "python": platform.python_version()}
+    repo = Path(__file__).resolve().parents[2]
+    if not (repo / "pyproject.toml").is_file():
+        return info  # an installed package, not a source checkout: no commit to record
     try:
-        repo = Path(__file__).resolve().parents[2]
         sha = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
         dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=5)
         if sha.returncode == 0:
@@ -91,9 +95,15 @@ def encode_png(image: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def _has_entries(folder: Path) -> bool:
+    """Whether ``folder`` holds anything but hidden entries (atomic writes' temporary files are hidden)."""
+    return folder.is_dir() and any(not p.name.startswith(".") for p in folder.iterdir())
+
+
 @dataclass
 class RunStore:
     root: Path
+    resumed: bool = field(default=False, compare=False)  # set by open_for_generation: the run existed
 
     # ----- layout -------------------------------------------------------------------------
     def prompt_dir(self, prompt_index: int) -> Path:
@@ -121,29 +131,25 @@ class RunStore:
 
     @classmethod
     def open_for_generation(cls, root: str | Path, request: dict[str, Any], *, fresh: bool = False, execution: dict[str, Any] | None = None) -> "RunStore":
-        """Create a run, or resume one whose request matches; ``fresh`` moves a mismatching run aside."""
+        """Create a run, or open one whose request matches (``resumed``); ``fresh`` moves a mismatching run aside."""
         store = cls(Path(root))
+        # entries first, then the manifest: a concurrent --shard process writes its manifest before anything else
+        if _has_entries(store.root) and not store.manifest_path.exists():
+            raise RunStoreError(f"{store.root} exists, is not empty and has no {MANIFEST}; choose an empty or new --out")
         if store.manifest_path.exists():
-            old = store.read_manifest()
-            diffs = diff_requests(old.get("request", {}), request)
-            if diffs and not fresh:
+            diffs = diff_requests(store.read_manifest().get("request", {}), request)
+            if not diffs:
+                store.resumed = True
+                return store
+            if not fresh:
                 raise RunStoreError(
                     f"{store.root} holds a run made with different settings, so it cannot be resumed:\n  "
                     + "\n  ".join(diffs)
                     + "\nUse another --out, or pass --fresh to move the old run aside and start again."
                 )
-            if diffs and fresh:
-                aside = store.root.with_name(f"{store.root.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
-                shutil.move(str(store.root), aside)
-                print(f"rdmeval: moved the previous run to {aside}")
-            else:
-                manifest = old
-                manifest.setdefault("resumed", []).append(time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-                manifest["execution"] = execution or manifest.get("execution", {})
-                store.write_manifest(manifest)
-                return store
-        elif store.root.exists() and any(store.root.iterdir()):
-            raise RunStoreError(f"{store.root} exists, is not empty and has no {MANIFEST}; choose an empty or new --out")
+            aside = store.root.with_name(f"{store.root.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
+            shutil.move(str(store.root), aside)
+            print(f"rdmeval: moved the previous run to {aside}")
         store.root.mkdir(parents=True, exist_ok=True)
         store.write_manifest(
             {
@@ -156,6 +162,13 @@ class RunStore:
             }
         )
         return store
+
+    def record_resume(self, execution: dict[str, Any] | None = None) -> None:
+        """Note in the manifest that images are being made again, and how (call only when there is work)."""
+        manifest = self.read_manifest()
+        manifest.setdefault("resumed", []).append(time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        manifest["execution"] = execution or manifest.get("execution", {})
+        self.write_manifest(manifest)
 
     # ----- prompts and images --------------------------------------------------------------
     def write_prompt(self, prompt: Prompt) -> None:
@@ -205,9 +218,11 @@ class RunStore:
         req = self.read_manifest()["request"]
         return work_items(req["prompt_indices"], int(req["n_per_prompt"]))
 
-    def mark_complete_if_done(self) -> bool:
-        items = self.expected_items()
-        done = not self.missing(items)
+    def mark_complete_if_done(self, *, write: bool = True) -> bool:
+        """Whether every expected image exists; with ``write``, record completion in the manifest."""
+        done = not self.missing(self.expected_items())
+        if not write:
+            return done
         manifest = self.read_manifest()
         if done and not manifest.get("complete"):
             manifest["complete"] = True
