@@ -20,6 +20,7 @@ from typing import Any, Sequence
 from tqdm.auto import tqdm
 
 from rdmeval.errors import RdmevalError
+from rdmeval.distributed import torchrun_group
 from rdmeval.generators.base import Generator
 from rdmeval.generators.noise import NoiseSource, SeedPolicy
 from rdmeval.prompts.schema import PromptSet
@@ -72,19 +73,6 @@ def forward_blocks(items: Sequence[WorkItem], batch_size: int) -> list[list[Work
     return [list(items[i : i + batch_size]) for i in range(0, len(items), batch_size)]
 
 
-def _dist():
-    """torch.distributed when launched by torchrun with WORLD_SIZE > 1, else None."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return None
-    import torch
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend=backend)
-    return dist
-
-
 def generate_run(
     generator: Generator,
     prompt_set: PromptSet,
@@ -109,7 +97,7 @@ def generate_run(
     noise = NoiseSource(seed_policy, generator.latent_shape, n_prompts=len(prompt_set), n_per_prompt=n_per_prompt, rng_device=rng_device)
     request = build_request(generator, prompt_set, [p.index for p in prompts], n_per_prompt, seed_policy, rng_device, batch_size)
     execution = {"world_size": world, "limit": limit}
-    dist = _dist()
+    dist = torchrun_group(shard)
     if dist is not None and rank != 0:
         dist.barrier()  # rank 0 creates (or validates) the run first
     store = RunStore.open_for_generation(out, request, fresh=fresh and rank == 0, execution=execution)

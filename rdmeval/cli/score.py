@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 
-SCORERS: tuple[str, ...] = ("score_geneval", "score_pickscore")
+from rdmeval.cli import score_geneval, score_pickscore
 
 EPILOG = """\
 examples:
@@ -20,12 +19,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("score", help="score a run directory (geneval, pickscore)", epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     scorers = p.add_subparsers(dest="scorer", metavar="SCORER", required=True)
-    for name in SCORERS:
-        module_name = f"rdmeval.cli.{name}"
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:
-                continue
-            raise
+    for module in (score_geneval, score_pickscore):
         module.register(scorers)

@@ -6,6 +6,8 @@ Scorers write ``<run>/scores/<scorer>/summary.parquet`` (+ ``summary.json``) wit
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import time
 from pathlib import Path
@@ -14,6 +16,7 @@ from typing import Any, Iterable, TypedDict
 import pandas as pd
 
 from rdmeval import __version__
+from rdmeval.errors import RdmevalError
 from rdmeval.io import atomic_write_bytes, atomic_write_json
 
 
@@ -49,8 +52,6 @@ RESULT_COLUMNS: tuple[str, ...] = tuple(ResultRow.__annotations__)
 
 def provenance_from_run(manifest: dict[str, Any], run_id: str) -> dict[str, Any]:
     """Row fields shared by every number computed from one run directory."""
-    import hashlib
-
     req = manifest.get("request", {})
     model = req.get("model", {})
     ps = req.get("prompt_set", {})
@@ -86,8 +87,6 @@ def write_rows(rows: Iterable[dict[str, Any]], parquet_path: str | Path) -> pd.D
             df[col] = None
     df = df[list(RESULT_COLUMNS) + [c for c in df.columns if c not in RESULT_COLUMNS]]
     parquet_path = Path(parquet_path)
-    import io
-
     buf = io.BytesIO()
     df.to_parquet(buf, index=False)
     atomic_write_bytes(parquet_path, buf.getvalue())
@@ -95,6 +94,16 @@ def write_rows(rows: Iterable[dict[str, Any]], parquet_path: str | Path) -> pd.D
     return df
 
 
+def _read_parquet(path: str | Path) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(path)
+    except FileNotFoundError:
+        raise RdmevalError(f"result rows file not found: {path} (score the run first: `rdmeval score ...`)") from None
+    except (OSError, ValueError) as exc:  # pyarrow's errors derive from these
+        raise RdmevalError(f"{path} is not a readable result rows parquet file: {exc}") from None
+
+
 def read_rows(paths: Iterable[str | Path]) -> pd.DataFrame:
-    frames = [pd.read_parquet(p) for p in paths]
+    """Concatenate result rows files (written by :func:`write_rows`); a missing or unreadable one is an error."""
+    frames = [_read_parquet(p) for p in paths]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(RESULT_COLUMNS))

@@ -58,7 +58,10 @@ class CachedDetections:
         """The detections; ``with_masks=False`` skips decoding the RLE masks (boxes only)."""
         raw = self.raw
         if not with_masks:
-            raw = {**raw, "classes": {n: [{**r, "mask": None} for r in rows] for n, rows in raw["classes"].items()}}
+            def strip(rows: Any) -> Any:  # malformed rows pass through: detections_from_json names them
+                return [{**r, "mask": None} if isinstance(r, dict) else r for r in rows] if isinstance(rows, list) else rows
+
+            raw = {**raw, "classes": {n: strip(rows) for n, rows in raw["classes"].items()}}
         return detections_from_json(raw)
 
 

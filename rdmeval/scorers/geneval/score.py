@@ -25,7 +25,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any, Protocol
@@ -38,6 +38,7 @@ from rdmeval.errors import RdmevalError, RunStoreError
 from rdmeval.io import atomic_write_bytes, atomic_write_text
 from rdmeval.prompts.geneval import COLORS, is_geneval_record
 from rdmeval.results import provenance_from_run, write_rows
+from rdmeval.scorers.bootstrap import check_level, check_n_resamples
 from rdmeval.scorers.geneval.cache import (
     CachedDetections,
     ColorCache,
@@ -61,6 +62,8 @@ from rdmeval.scorers.geneval.summary import (
     summarize,
     write_official_results,
 )
+from rdmeval.distributed import torchrun_group
+from rdmeval.scorers.runs import incomplete_run_error, listing
 from rdmeval.store import RunStore, WorkItem, resolve_shard, shard_items
 
 SCORER = "geneval-mmdet"
@@ -99,17 +102,6 @@ class GenevalScoreResult:
 # ----------------------------------------------------------------------------- helpers
 
 
-def _dist():
-    """torch.distributed (gloo; only barriers are needed) under torchrun with WORLD_SIZE > 1, else None."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return None
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        dist.init_process_group(backend="gloo")
-    return dist
-
-
 def _versions() -> dict[str, str]:
     out = {}
     for pkg in VERSIONED_PACKAGES:
@@ -118,27 +110,6 @@ def _versions() -> dict[str, str]:
         except importlib_metadata.PackageNotFoundError:
             pass
     return out
-
-
-def _listing(title: str, names: Sequence[str], limit: int = 20) -> str:
-    shown = ", ".join(names[:limit]) + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
-    return f"{title} ({len(names)}): {shown}"
-
-
-def _check_complete(store: RunStore, coverage: dict[str, Any]) -> None:
-    lines = [
-        f"{store.root} is incomplete: {coverage['present_images']} of {coverage['expected_images']} images are present."
-    ]
-    if coverage["missing_prompt_dirs"]:
-        lines.append(_listing("missing prompt folders", coverage["missing_prompt_dirs"]))
-    if coverage["missing_images"]:
-        lines.append(_listing("missing images", coverage["missing_images"]))
-    lines.append(
-        "The official scorer would silently drop them and change every denominator. Finish the run by "
-        "resuming `rdmeval generate` into the same --out, or pass --allow-incomplete to score what is "
-        "there (coverage is then reported next to every number)."
-    )
-    raise RunStoreError("\n".join(lines))
 
 
 def _metadata(store: RunStore, prompt_index: int) -> dict[str, Any]:
@@ -154,10 +125,6 @@ def _metadata(store: RunStore, prompt_index: int) -> dict[str, Any]:
 
 def _has_color_clause(meta: dict[str, Any]) -> bool:
     return any("color" in clause for clause in meta.get("include", []))
-
-
-def _no_color(name: str, found: list[Detection]) -> list[str]:
-    raise AssertionError("judge asked for colors on a prompt without color clauses")
 
 
 @dataclass
@@ -322,24 +289,6 @@ def _lookup(refs: dict[int, str], colors: dict[str, str]):
     return fn
 
 
-def _bootstrap_rates(df: pd.DataFrame, n_resamples: int, seed: int, level: float) -> dict[str, tuple[float, float]]:
-    """Bootstrap CIs of % correct images and % correct prompts, resampling prompts within each task."""
-    rng = np.random.default_rng(seed + 1)
-    per_prompt = df.groupby(["tag", "metadata"], sort=False)["correct"].agg(["sum", "count", "any"])
-    hits, sizes, anys = [np.zeros(n_resamples) for _ in range(3)]
-    n_prompts = 0
-    for _, rows in per_prompt.groupby(level=0, sort=False):
-        picks = rng.integers(0, len(rows), size=(n_resamples, len(rows)))
-        hits += rows["sum"].to_numpy(dtype=float)[picks].sum(axis=1)
-        sizes += rows["count"].to_numpy(dtype=float)[picks].sum(axis=1)
-        anys += rows["any"].to_numpy(dtype=float)[picks].sum(axis=1)
-        n_prompts += len(rows)
-    q = [(1 - level) / 2, (1 + level) / 2]
-    images = np.quantile(hits / sizes, q)
-    prompts = np.quantile(anys / n_prompts, q)
-    return {"images": (float(images[0]), float(images[1])), "prompts": (float(prompts[0]), float(prompts[1]))}
-
-
 def _with_coverage(text: str, coverage: dict[str, Any]) -> str:
     """The official text with the run's coverage appended to every line that holds a number."""
     if coverage["complete"]:
@@ -348,8 +297,8 @@ def _with_coverage(text: str, coverage: dict[str, Any]) -> str:
     lines = [line + tag if any(ch.isdigit() for ch in line) else line for line in text.rstrip("\n").split("\n")]
     head = [
         "INCOMPLETE RUN: these numbers cover only the images present (scored with --allow-incomplete).",
-        *([_listing("missing prompt folders", coverage["missing_prompt_dirs"])] if coverage["missing_prompt_dirs"] else []),
-        *([_listing("missing images", coverage["missing_images"])] if coverage["missing_images"] else []),
+        *([listing("missing prompt folders", coverage["missing_prompt_dirs"])] if coverage["missing_prompt_dirs"] else []),
+        *([listing("missing images", coverage["missing_images"])] if coverage["missing_images"] else []),
         "",
     ]
     return "\n".join(head + lines) + "\n"
@@ -366,7 +315,6 @@ def _result_rows(
     level: float,
 ) -> list[dict[str, Any]]:
     ci = bootstrap_ci(df, n_resamples=n_resamples, seed=seed, level=level)
-    rates = _bootstrap_rates(df, n_resamples, seed, level)
     common = {
         **provenance,
         "scorer": SCORER,
@@ -384,10 +332,10 @@ def _result_rows(
     rows.append({**common, "category": "overall", "metric": "overall", "value": summary.overall, "ci_low": ci.overall[0],
                  "ci_high": ci.overall[1], "n": summary.n_images, "n_prompts": summary.n_prompts})
     rows.append({**common, "category": "all", "metric": "pct_correct_images", "value": 100 * summary.frac_correct_images,
-                 "ci_low": 100 * rates["images"][0], "ci_high": 100 * rates["images"][1], "n": summary.n_images,
+                 "ci_low": 100 * ci.images[0], "ci_high": 100 * ci.images[1], "n": summary.n_images,
                  "n_prompts": summary.n_prompts})
     rows.append({**common, "category": "all", "metric": "pct_correct_prompts", "value": 100 * summary.frac_correct_prompts,
-                 "ci_low": 100 * rates["prompts"][0], "ci_high": 100 * rates["prompts"][1], "n": summary.n_prompts,
+                 "ci_low": 100 * ci.prompts[0], "ci_high": 100 * ci.prompts[1], "n": summary.n_prompts,
                  "n_prompts": summary.n_prompts})
     return rows
 
@@ -422,6 +370,8 @@ def score_geneval_run(
         raise RdmevalError(f"options must be a JudgeOptions, got {type(options).__name__}")
     if batch_size < 1:
         raise RdmevalError(f"--batch-size must be >= 1, got {batch_size}")
+    check_n_resamples(n_resamples)  # bad bootstrap arguments fail before detection, not after it
+    check_level(level)
     given_dir = os.fspath(run_dir)
     run_dir = Path(given_dir)
     store = RunStore(run_dir)
@@ -429,14 +379,16 @@ def score_geneval_run(
     coverage = store.coverage()
     coverage["fraction"] = coverage["present_images"] / coverage["expected_images"] if coverage["expected_images"] else 0.0
     if not coverage["complete"] and not allow_incomplete:
-        _check_complete(store, coverage)
+        raise incomplete_run_error(
+            store.root, coverage, "The official scorer would silently drop them and change every denominator."
+        )
     if coverage["present_images"] == 0:
         raise RunStoreError(f"{run_dir} has no images to score; generate them with `rdmeval generate`")
 
     present = [it for it in store.expected_items() if store.image_path(it).is_file()]
     metas = {p: _metadata(store, p) for p in sorted({it.prompt_index for it in present})}
     rank, world = resolve_shard(shard)
-    dist = _dist() if shard is None and world > 1 else None
+    dist = torchrun_group(shard)
 
     hashes: dict[Path, str] = {}
 
@@ -479,7 +431,7 @@ def score_geneval_run(
             )
         raise RdmevalError(
             "--rejudge needs cached detections of every image, made from the current image files; "
-            + _listing("without them", names)
+            + listing("without them", names)
             + ". Run `rdmeval score geneval RUN_DIR` without --rejudge to detect them"
         )
     keys = sorted({im.cached.detector_key for im in images})
@@ -498,8 +450,7 @@ def score_geneval_run(
     official, tidy = [], []
     for im in images:
         dets = boxes[im.item]
-        fn = _lookup(_refs(dets), colors.get(im.item, {})) if _has_color_clause(im.meta) else _no_color
-        verdict: Verdict = judge(im.meta, dets, fn, options)
+        verdict: Verdict = judge(im.meta, dets, _lookup(_refs(dets), colors.get(im.item, {})), options)
         rel = im.path.relative_to(run_dir)
         official.append(official_row(os.path.join(given_dir, str(rel)), im.meta, verdict))
         tidy.append({
@@ -523,8 +474,7 @@ def score_geneval_run(
     provenance = provenance_from_run(manifest, run_id)
     protocol = json.loads(provenance.pop("protocol"))
     protocol["geneval"] = {
-        "judge_options": {k: getattr(options, k) for k in ("threshold", "counting_threshold", "max_objects", "max_overlap",
-                                                            "position_threshold", "bgcolor", "crop")},
+        "judge_options": asdict(options),
         "detector": detector_identity,
         "detector_key": keys[0],
         "color_classifier": classifier,

@@ -24,6 +24,7 @@ import pandas as pd
 
 from rdmeval.errors import RdmevalError
 from rdmeval.io import atomic_write_text
+from rdmeval.scorers.bootstrap import check_level, check_n_resamples, percentile_interval, resample_indices
 from rdmeval.scorers.geneval.judge import Verdict
 
 #: The columns of the official ``results.jsonl``, in the official order.
@@ -62,10 +63,16 @@ class GenevalSummary:
 
 @dataclass(frozen=True)
 class BootstrapCI:
-    """Percentile bootstrap intervals, resampling prompts with replacement within each task."""
+    """Percentile bootstrap intervals, resampling prompts with replacement within each task.
+
+    ``images`` and ``prompts`` are the intervals of the fractions of correct images and of
+    correct prompts (any image correct), from the same resamples as Overall and the tasks.
+    """
 
     overall: tuple[float, float]
     tasks: dict[str, tuple[float, float]]
+    images: tuple[float, float]
+    prompts: tuple[float, float]
     level: float
     n_resamples: int
     seed: int
@@ -74,6 +81,8 @@ class BootstrapCI:
         return {
             "overall": list(self.overall),
             "tasks": {k: list(v) for k, v in self.tasks.items()},
+            "images": list(self.images),
+            "prompts": list(self.prompts),
             "level": self.level,
             "n_resamples": self.n_resamples,
             "seed": self.seed,
@@ -154,6 +163,28 @@ def format_official_summary(df: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _resample(df: pd.DataFrame, n_resamples: int, seed: int) -> dict[str, dict[str, np.ndarray]]:
+    """Per task (in order of first appearance): the drawn prompts' summed ``hits`` (correct images),
+    ``sizes`` (images) and ``anys`` (prompts with a correct image), each ``(n_resamples,)``, plus the
+    task's prompt count ``n_prompts``. One ``integers`` call per task, from ``default_rng(seed)``."""
+    n_resamples = check_n_resamples(n_resamples)
+    df = _checked(df)
+    rng = np.random.default_rng(seed)
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for tag, rows in df.groupby("tag", sort=False):
+        if tag == "overall":
+            raise RdmevalError("a GenEval task may not be named 'overall' (it is the name of the mean)")
+        per_prompt = rows.groupby("metadata", sort=False)["correct"].agg(["sum", "count", "any"])
+        picks = resample_indices(rng, len(per_prompt), n_resamples)
+        out[str(tag)] = {
+            "hits": per_prompt["sum"].to_numpy(dtype=np.int64)[picks].sum(axis=1),
+            "sizes": per_prompt["count"].to_numpy(dtype=np.int64)[picks].sum(axis=1),
+            "anys": per_prompt["any"].to_numpy(dtype=np.int64)[picks].sum(axis=1),
+            "n_prompts": np.int64(len(per_prompt)),
+        }
+    return out
+
+
 def bootstrap_draws(df: pd.DataFrame, n_resamples: int = 1000, seed: int = 0) -> dict[str, np.ndarray]:
     """The bootstrap replicates behind :func:`bootstrap_ci`: ``{tag: (n_resamples,)}`` plus ``"overall"``.
 
@@ -163,19 +194,7 @@ def bootstrap_draws(df: pd.DataFrame, n_resamples: int = 1000, seed: int = 0) ->
     first appearance, so given rows and seed always give the same replicates. (A task named
     ``overall`` would collide with the Overall key and is refused.)
     """
-    if not isinstance(n_resamples, (int, np.integer)) or isinstance(n_resamples, bool) or n_resamples < 1:
-        raise RdmevalError(f"bootstrap n_resamples must be an integer >= 1, got {n_resamples!r}")
-    df = _checked(df)
-    rng = np.random.default_rng(seed)
-    draws: dict[str, np.ndarray] = {}
-    for tag, rows in df.groupby("tag", sort=False):
-        if tag == "overall":
-            raise RdmevalError("a GenEval task may not be named 'overall' (it is the name of the mean)")
-        per_prompt = rows.groupby("metadata", sort=False)["correct"].agg(["sum", "count"])
-        hits = per_prompt["sum"].to_numpy(dtype=np.int64)
-        sizes = per_prompt["count"].to_numpy(dtype=np.int64)
-        picks = rng.integers(0, len(per_prompt), size=(int(n_resamples), len(per_prompt)))
-        draws[str(tag)] = hits[picks].sum(axis=1) / sizes[picks].sum(axis=1)
+    draws = {tag: d["hits"] / d["sizes"] for tag, d in _resample(df, n_resamples, seed).items()}
     draws["overall"] = np.mean(np.stack(list(draws.values())), axis=0)
     return draws
 
@@ -183,25 +202,21 @@ def bootstrap_draws(df: pd.DataFrame, n_resamples: int = 1000, seed: int = 0) ->
 def bootstrap_ci(
     df: pd.DataFrame, n_resamples: int = 1000, seed: int = 0, level: float = 0.95
 ) -> BootstrapCI:
-    """Percentile bootstrap CI of Overall and of each task score, resampling prompts within tasks.
+    """Percentile bootstrap CI of Overall, of each task score and of the % correct images / prompts.
 
-    See :func:`bootstrap_draws` for the resampling; the interval is the ``(1 - level) / 2`` and
-    ``(1 + level) / 2`` quantiles of the replicates.
+    See :func:`bootstrap_draws` for the resampling (prompts within each task); the interval is the
+    ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles of the replicates.
     """
-    if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0.0 < float(level) < 1.0:
-        raise RdmevalError(f"bootstrap level must be in (0, 1), e.g. 0.95, got {level!r}")
-    draws = bootstrap_draws(df, n_resamples=n_resamples, seed=seed)
-    quantiles = [(1.0 - level) / 2.0, (1.0 + level) / 2.0]
-
-    def interval(values: np.ndarray) -> tuple[float, float]:
-        lo, hi = np.quantile(values, quantiles)
-        return float(lo), float(hi)
-
-    overall = draws.pop("overall")
+    level = check_level(level)
+    tasks = _resample(df, n_resamples, seed)
+    scores = {tag: d["hits"] / d["sizes"] for tag, d in tasks.items()}
+    total = {key: sum(d[key] for d in tasks.values()) for key in ("hits", "sizes", "anys", "n_prompts")}
     return BootstrapCI(
-        overall=interval(overall),
-        tasks={tag: interval(values) for tag, values in draws.items()},
-        level=float(level),
+        overall=percentile_interval(np.mean(np.stack(list(scores.values())), axis=0), level),
+        tasks={tag: percentile_interval(values, level) for tag, values in scores.items()},
+        images=percentile_interval(total["hits"] / total["sizes"], level),
+        prompts=percentile_interval(total["anys"] / total["n_prompts"], level),
+        level=level,
         n_resamples=int(n_resamples),
         seed=int(seed),
     )

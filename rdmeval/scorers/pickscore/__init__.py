@@ -5,8 +5,14 @@
 - ``score``: ``score_pickscore_run`` over a run directory (resumable, shardable, parquet out);
 - ``compare``: ``compare_runs`` for two runs on the same prompts.
 
-Only ``functional`` is imported eagerly; the others load torch/transformers-heavy code on use.
+``functional`` (which needs torch) is imported eagerly; the names of the other modules load on
+first use, so importing the package stays cheap.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from rdmeval.scorers.pickscore.functional import (
     PairedComparison,
@@ -17,11 +23,33 @@ from rdmeval.scorers.pickscore.functional import (
     pickscore_from_embeddings,
 )
 
+_LAZY: dict[str, str] = {
+    "PickScorer": "model",
+    "to_uint8_pil": "model",
+    "PickScoreRunResult": "score",
+    "score_pickscore_run": "score",
+    "RunComparison": "compare",
+    "compare_runs": "compare",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "PairedComparison",
+    "PickScoreRunResult",
+    "PickScorer",
+    "RunComparison",
     "bootstrap_ci",
+    "compare_runs",
     "mean_over_prompts",
     "paired_bootstrap",
     "per_prompt_means",
     "pickscore_from_embeddings",
+    "score_pickscore_run",
+    "to_uint8_pil",
 ]

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from rdmeval.errors import RdmevalError
+from rdmeval.scorers.bootstrap import check_level, check_n_resamples, percentile_interval, resample_indices
 
 DEFAULT_RESAMPLES = 2000
 DEFAULT_LEVEL = 0.95
@@ -61,18 +62,6 @@ def mean_over_prompts(scores: Sequence[float] | np.ndarray, prompt_index: Sequen
     return float(per_prompt_means(scores, prompt_index)[1].mean())
 
 
-def _check_bootstrap_args(n_resamples: int, level: float) -> None:
-    if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) or n_resamples < 1:
-        raise RdmevalError(f"bootstrap n_resamples must be an integer >= 1, got {n_resamples!r}")
-    if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0.0 < float(level) < 1.0:
-        raise RdmevalError(f"bootstrap level must be in (0, 1), e.g. 0.95, got {level!r}")
-
-
-def _percentiles(draws: np.ndarray, level: float) -> tuple[float, float]:
-    lo, hi = np.quantile(draws, [(1.0 - level) / 2.0, (1.0 + level) / 2.0])
-    return float(lo), float(hi)
-
-
 def bootstrap_ci(
     values: Sequence[float] | np.ndarray,
     n_resamples: int = DEFAULT_RESAMPLES,
@@ -84,13 +73,12 @@ def bootstrap_ci(
     Draws ``n_resamples`` resamples of len(values) prompts with replacement from
     ``numpy.random.default_rng(seed)``; returns the (1-level)/2 and (1+level)/2 quantiles.
     """
-    _check_bootstrap_args(n_resamples, level)
+    n_resamples, level = check_n_resamples(n_resamples), check_level(level)
     v = np.asarray(values, dtype=np.float64)
     if v.ndim != 1 or len(v) == 0:
         raise RdmevalError(f"bootstrap needs a non-empty 1-D array of per-prompt values, got shape {v.shape}")
-    rng = np.random.default_rng(seed)
-    picks = rng.integers(0, len(v), size=(int(n_resamples), len(v)))
-    return _percentiles(v[picks].mean(axis=1), level)
+    picks = resample_indices(np.random.default_rng(seed), len(v), n_resamples)
+    return percentile_interval(v[picks].mean(axis=1), level)
 
 
 @dataclass(frozen=True)
@@ -133,7 +121,7 @@ def paired_bootstrap(
     Resamples prompts (pairs kept together) ``n`` times with replacement; the interval of the mean
     difference and of the win rate are percentiles over those resamples.
     """
-    _check_bootstrap_args(n, level)
+    n, level = check_n_resamples(n), check_level(level)
     x = np.asarray(a, dtype=np.float64)
     y = np.asarray(b, dtype=np.float64)
     if x.ndim != 1 or x.shape != y.shape or len(x) == 0:
@@ -143,10 +131,9 @@ def paired_bootstrap(
         raise RdmevalError("paired bootstrap got NaN or infinite scores; check the per-prompt rows")
     diff = x - y
     win = (diff > 0).astype(np.float64) + 0.5 * (diff == 0)
-    rng = np.random.default_rng(seed)
-    picks = rng.integers(0, len(diff), size=(int(n), len(diff)))
-    lo, hi = _percentiles(diff[picks].mean(axis=1), level)
-    wlo, whi = _percentiles(win[picks].mean(axis=1), level)
+    picks = resample_indices(np.random.default_rng(seed), len(diff), n)
+    lo, hi = percentile_interval(diff[picks].mean(axis=1), level)
+    wlo, whi = percentile_interval(win[picks].mean(axis=1), level)
     return PairedComparison(
         n=len(diff),
         mean_a=float(x.mean()),
@@ -160,7 +147,7 @@ def paired_bootstrap(
         wins=int((diff > 0).sum()),
         losses=int((diff < 0).sum()),
         ties=int((diff == 0).sum()),
-        level=float(level),
-        n_resamples=int(n),
+        level=level,
+        n_resamples=n,
         seed=int(seed),
     )

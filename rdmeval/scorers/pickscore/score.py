@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 from rdmeval.errors import RunStoreError
 from rdmeval.io import atomic_write_bytes, atomic_write_json
 from rdmeval.results.rows import provenance_from_run, write_rows
+from rdmeval.scorers.bootstrap import check_level, check_n_resamples
 from rdmeval.scorers.pickscore.functional import (
     DEFAULT_LEVEL,
     DEFAULT_RESAMPLES,
@@ -43,6 +44,8 @@ from rdmeval.scorers.pickscore.functional import (
     pickscore_from_embeddings,
 )
 from rdmeval.scorers.pickscore.model import MAX_LENGTH, PickScorer
+from rdmeval.distributed import torchrun_group
+from rdmeval.scorers.runs import incomplete_run_error
 from rdmeval.store import RunStore, WorkItem, resolve_shard, shard_items
 
 SCORER = "pickscore"
@@ -156,18 +159,6 @@ def _hash_files(paths: Sequence[Path], workers: int = 8) -> list[str]:
         return list(pool.map(lambda p: _sha(p.read_bytes()), paths))
 
 
-# ----- distributed helpers ----------------------------------------------------------------------
-def _dist(shard: str | None):
-    """torch.distributed under torchrun (WORLD_SIZE > 1, no --shard), else None."""
-    if shard or int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return None
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
-    return dist
-
-
 # ----- the result -------------------------------------------------------------------------------
 @dataclass
 class PickScoreRunResult:
@@ -214,18 +205,6 @@ class PickScoreRunResult:
         return "\n".join(lines)
 
 
-def _incomplete_message(store: RunStore, cov: dict[str, Any]) -> str:
-    shown = cov["missing_images"][:5]
-    more = len(cov["missing_images"]) - len(shown)
-    return (
-        f"{store.root} is incomplete: {cov['present_images']} of {cov['expected_images']} images present "
-        f"({len(cov['missing_prompt_dirs'])} prompt folders missing); missing: {', '.join(shown)}"
-        + (f" and {more} more" if more > 0 else "")
-        + ".\nFinish it with `rdmeval generate` (it resumes), or pass --allow-incomplete to score the present "
-        "images (the result is marked incomplete)."
-    )
-
-
 def score_pickscore_run(
     run_dir: str | os.PathLike[str],
     scorer: PickScorer,
@@ -243,18 +222,20 @@ def score_pickscore_run(
     """Embed the run's images and prompts (reusing cached embeddings), then write per-image,
     per-prompt and summary rows. Refuses incomplete runs unless ``allow_incomplete``."""
     t0 = time.time()
+    check_n_resamples(n_resamples)  # bad bootstrap arguments fail before embedding, not after it
+    check_level(level)
     store = RunStore(Path(run_dir))
     manifest = store.read_manifest()
     cov = store.coverage()
     if not cov["complete"] and not allow_incomplete:
-        raise RunStoreError(_incomplete_message(store, cov))
+        raise incomplete_run_error(store.root, cov, "Its mean would cover other prompts than a complete run's.")
     items = store.expected_items()
     missing = set(store.missing(items))
     present = [it for it in items if it not in missing]
     if not present:
         raise RunStoreError(f"{store.root}: no images to score (0 of {cov['expected_images']} present); run `rdmeval generate` first")
     rank, world = resolve_shard(shard)
-    dist = _dist(shard)
+    dist = torchrun_group(shard)
     out = Path(out_dir) if out_dir is not None else default_out_dir(store.root)
     cache = EmbeddingCache(out / "cache" / scorer.fingerprint())
     if rank == 0:

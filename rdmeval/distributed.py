@@ -1,0 +1,21 @@
+"""torch.distributed under torchrun: the one process group rdmeval uses (generation and scoring).
+
+rdmeval's ranks only synchronise (a barrier after each rank wrote its share of files; rank 0 then
+writes manifests and summaries), so the group is gloo on every machine: no GPU-to-rank mapping is
+needed, and NCCL is never initialised on the wrong device.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def torchrun_group(shard: str | None):
+    """``torch.distributed`` under torchrun (WORLD_SIZE > 1 and no ``--shard``), else None."""
+    if shard or int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group(backend="gloo")
+    return dist
