@@ -340,6 +340,7 @@ class KleinGenerator:
             "guidance_scale": 1.0,
             "precision": self.regime.describe(),
             "uint8": self.uint8_mode,
+            "compile": self.compiled,
             "diffusers": metadata.version("diffusers"),
         }
 
