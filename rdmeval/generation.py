@@ -113,7 +113,14 @@ def generate_run(
     missing = set(store.pending(mine, size=(width, height)))
     todo = [block for block in blocks if missing.intersection(block)]
     writer = dist is None or rank == 0  # under torchrun rank 0 alone writes the manifest
-    if missing and store.resumed and writer:
+    any_missing = len(missing)
+    if dist is not None:  # a resume anywhere must mark the manifest (scores made before it are stale)
+        import torch
+
+        total = torch.tensor([any_missing], dtype=torch.int64)
+        dist.all_reduce(total)
+        any_missing = int(total.item())
+    if any_missing and store.resumed and writer:
         store.record_resume(execution)
 
     bar = tqdm(total=len(missing), unit="img", desc=f"generate {generator.name}", disable=not progress or not missing, dynamic_ncols=True)

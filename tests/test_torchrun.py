@@ -28,3 +28,12 @@ def test_torchrun_two_ranks_equal_one_process(tmp_path):
     manifest = json.loads((tmp_path / "dist" / "manifest.json").read_text())
     assert manifest["complete"] is True and manifest["execution"]["world_size"] == 2
     assert "resumed" not in manifest  # only rank 0 writes the manifest
+
+    # an image of rank 1's share (block 1 = items 3..5 at batch 3) is lost: the resume regenerates it
+    # and rank 0 marks the manifest, so scores made before the resume are known to be stale
+    lost = tmp_path / "dist" / "00001" / "samples" / "0000.png"
+    lost.unlink()
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert pngs(tmp_path / "dist") == pngs(tmp_path / "one")
+    assert len(json.loads((tmp_path / "dist" / "manifest.json").read_text())["resumed"]) == 1
