@@ -98,6 +98,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--batch-size", type=int,
                    help="images per forward pass; part of the protocol (recorded): geneval 4 (one prompt's samples, as the reference), others 16")
     r.add_argument("--shard", help="i/n: this process makes every n-th work item starting at i")
-    r.add_argument("--fresh", action="store_true", help="move a run made with other settings aside and start again")
+    r.add_argument("--fresh", action="store_true", help="move a run made with other settings aside and start again (with --shard or torchrun only shard/rank 0 moves it: run shard 0 first)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
