@@ -886,7 +886,11 @@ def _setting(key: str, row: pd.Series) -> str:
     if key == "steps":
         return str(_first(model, "steps", "num_inference_steps", "num_steps") or p.get("steps") or "")
     if key == "precision":
-        return str(_first(model, "precision", "dtype") or p.get("precision") or "")
+        prec = _first(model, "precision", "dtype") or p.get("precision") or ""
+        if isinstance(prec, dict):  # the klein regime: name first, then its parts
+            name = prec.get("name", "")
+            return (f"{name}: " if name else "") + ", ".join(f"{k} {v}" for k, v in prec.items() if k != "name")
+        return str(prec)
     if key == "seeds":
         sp = p.get("seed_policy")
         return str(sp.get("formula") or sp.get("kind")) if isinstance(sp, dict) else str(sp or "")
