@@ -1,0 +1,15 @@
+"""The RDM distillation trainer (rdm-reference.md §C, §D.2), kept apart from evaluation.
+
+Nothing else under ``rdmeval/`` imports this subpackage (a test walks the AST to enforce it).
+
+Modules, in the order the objective is built:
+
+- ``kernels``   squared distances, Gaussian RBF, chunked biased kernel means
+- ``reference`` median-heuristic bandwidth, k-means landmarks, the Nyström ``ReferenceBundle``
+- ``loss``      per-encoder Nyström MMD², self-normalisation, weighted total
+- ``gradcache`` exact large-batch gradients through chunked encoders; differentiable all_gather
+- ``config``    typed, validated training configs (``debug``, ``flux_geall``)
+- ``trainer``   ``Trainer.train_step()``, resumable checkpoints
+- ``toy``       tiny generator/encoders/reference so ``debug`` runs on CPU in seconds
+- ``golden``    regenerates the golden loss curve of the ``debug`` config
+"""

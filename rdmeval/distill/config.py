@@ -1,0 +1,181 @@
+"""Typed, validated training configs (§C.6), replacing the reference's untyped SimpleNamespace.
+
+Every field is read; a bad value raises ``ConfigError`` naming the field and the fix. Configs are
+frozen: derive variants with ``dataclasses.replace`` (which re-runs the validation).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+from rdmeval.errors import RdmevalError
+
+
+class ConfigError(RdmevalError):
+    """A training config value is invalid; the message names the field."""
+
+
+def _positive_int(obj: object, *names: str) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError(f"{type(obj).__name__}.{name} must be a positive integer, got {value!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ToyConfig:
+    """Sizes of the tiny CPU stand-ins for klein (generator), the battery and the reference."""
+
+    latent_channels: int = 4
+    latent_size: int = 4
+    ctx_len: int = 4
+    ctx_dim: int = 16
+    hidden: int = 64
+    image_size: int = 8
+    text_dim: int = 8
+    encoder_dims: tuple[int, ...] = (16, 24)
+    pool_size: int = 64  # generator prompt pool rows (= ctx rows = τ rows)
+    reference_size: int = 256  # teacher renders in the reference pool
+    num_landmarks: int = 32
+    teacher_steps: int = 4
+    sigma_scale: float = 1.0  # FLUX bundles use the cold 0.25; a 32-sample toy batch needs a warmer kernel
+    init_seed: int = 1234
+
+    def __post_init__(self) -> None:
+        _positive_int(
+            self, "latent_channels", "latent_size", "ctx_len", "ctx_dim", "hidden", "image_size",
+            "text_dim", "pool_size", "reference_size", "num_landmarks", "teacher_steps",
+        )
+        if not self.encoder_dims or any(not isinstance(d, int) or d < 1 for d in self.encoder_dims):
+            raise ConfigError(f"ToyConfig.encoder_dims must be positive integers, got {self.encoder_dims!r}")
+        if not self.sigma_scale > 0:
+            raise ConfigError(f"ToyConfig.sigma_scale must be > 0, got {self.sigma_scale!r}")
+        if self.num_landmarks > self.reference_size:
+            raise ConfigError(
+                f"ToyConfig.num_landmarks ({self.num_landmarks}) must be <= reference_size ({self.reference_size})"
+            )
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """One distillation run. ``rollout_size`` is the fresh global batch of every step."""
+
+    name: str
+    model: str  # "toy" (runs here) or "flux" (the real klein student; values only, see docs/distill.md)
+    steps: int
+    lr: float
+    grad_clip: float
+    rollout_size: int
+    batch_size: int  # per rank per chunk
+    grad_accum: int  # chunks per rank per step
+    world_size: int = 1
+    seed: int = 0
+    betas: tuple[float, float] = (0.9, 0.95)
+    weight_decay: float = 0.0
+    adam_eps: float = 1e-8
+    gen_chunk: int = 8192
+    encoders: tuple[str, ...]
+    encoder_weights: tuple[float, ...] | None = None  # None: uniform 1.0 (FLUX: PID off)
+    joint_enable: bool = True
+    self_norm_eps: float = 1e-7
+    save_freq: int = 20
+    deterministic: bool = False
+    toy: ToyConfig | None = None
+
+    def __post_init__(self) -> None:
+        if self.model not in ("toy", "flux"):
+            raise ConfigError(f"TrainConfig.model must be 'toy' or 'flux', got {self.model!r}")
+        if self.model == "toy" and self.toy is None:
+            raise ConfigError("TrainConfig.toy must be set when model='toy'")
+        _positive_int(self, "rollout_size", "batch_size", "grad_accum", "world_size", "gen_chunk", "save_freq")
+        if not isinstance(self.steps, int) or self.steps < 0:
+            raise ConfigError(f"TrainConfig.steps must be an integer >= 0, got {self.steps!r}")
+        if self.rollout_size != self.batch_size * self.world_size * self.grad_accum:
+            raise ConfigError(
+                f"TrainConfig.rollout_size ({self.rollout_size}) must equal batch_size × world_size × grad_accum "
+                f"({self.batch_size} × {self.world_size} × {self.grad_accum} = "
+                f"{self.batch_size * self.world_size * self.grad_accum}); keep rollout_size fixed and set "
+                f"grad_accum = rollout_size / (batch_size × world_size)"
+            )
+        for name in ("lr", "grad_clip", "adam_eps", "self_norm_eps"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ConfigError(f"TrainConfig.{name} must be a finite number > 0, got {value!r}")
+        if self.weight_decay < 0:
+            raise ConfigError(f"TrainConfig.weight_decay must be >= 0, got {self.weight_decay!r}")
+        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
+            raise ConfigError(f"TrainConfig.betas must be two numbers in [0, 1), got {self.betas!r}")
+        if not self.encoders or len(set(self.encoders)) != len(self.encoders):
+            raise ConfigError(f"TrainConfig.encoders must be non-empty and unique, got {self.encoders!r}")
+        if self.encoder_weights is not None:
+            if len(self.encoder_weights) != len(self.encoders) or any(w < 0 for w in self.encoder_weights):
+                raise ConfigError(
+                    f"TrainConfig.encoder_weights must hold one weight >= 0 per encoder ({len(self.encoders)}), "
+                    f"got {self.encoder_weights!r}"
+                )
+        if self.toy is not None and self.model == "toy" and len(self.encoders) != len(self.toy.encoder_dims):
+            raise ConfigError(
+                f"TrainConfig.encoders ({len(self.encoders)}) must name one encoder per ToyConfig.encoder_dims "
+                f"({len(self.toy.encoder_dims)})"
+            )
+
+    def weights(self) -> dict[str, float]:
+        ws = self.encoder_weights or (1.0,) * len(self.encoders)
+        return dict(zip(self.encoders, ws))
+
+    def with_world_size(self, world_size: int) -> "TrainConfig":
+        """The same rollout on ``world_size`` ranks: grad_accum is recomputed (pitfall 9)."""
+        per_rank = self.batch_size * world_size
+        if self.rollout_size % per_rank:
+            raise ConfigError(
+                f"rollout_size {self.rollout_size} is not divisible by batch_size × world_size = {per_rank}; "
+                f"pick a --batch-size that divides rollout_size / world_size"
+            )
+        return replace(self, world_size=world_size, grad_accum=self.rollout_size // per_rank)
+
+
+FLUX_ENCODERS = (
+    "inception", "convnext", "mae", "clip", "dinov3_l", "pe_core_l", "siglip2", "aimv2_huge", "webssl_dino_1b", "dreamsim",
+)
+
+CONFIGS: dict[str, TrainConfig] = {
+    # Tiny toy run for CPU tests and the golden loss curve.
+    "debug": TrainConfig(
+        name="debug",
+        model="toy",
+        steps=8,
+        lr=1e-2,
+        grad_clip=4.0,
+        rollout_size=32,
+        batch_size=8,
+        grad_accum=4,
+        gen_chunk=16,
+        encoders=("enc_a", "enc_b"),
+        save_freq=4,
+        deterministic=True,
+        toy=ToyConfig(),
+    ),
+    # The headline FLUX.2 klein geALLcoco recipe (flux_geall.yaml, §C.6), as values.
+    "flux_geall": TrainConfig(
+        name="flux_geall",
+        model="flux",
+        steps=300,
+        lr=2.83e-6,
+        grad_clip=4.0,
+        rollout_size=10240,
+        batch_size=8,
+        grad_accum=160,
+        world_size=8,
+        gen_chunk=8192,
+        encoders=FLUX_ENCODERS,
+        save_freq=20,
+    ),
+}
+
+
+def get_config(name: str) -> TrainConfig:
+    try:
+        return CONFIGS[name]
+    except KeyError:
+        raise ConfigError(f"unknown training config {name!r}; available: {', '.join(sorted(CONFIGS))}") from None
