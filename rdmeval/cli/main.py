@@ -27,6 +27,7 @@ SUBCOMMANDS: tuple[str, ...] = (
 EPILOG = """\
 examples:
   rdmeval demo                                   # the whole pipeline on tiny offline models (CPU, <2 min)
+  rdmeval reproduce --suite paper-table --weights model.safetensors --out paper/   # the card's table
   rdmeval prompts list                           # the registered prompt sets
   rdmeval generate --model student --weights model.safetensors --prompts geneval --out runs/student/geneval
   torchrun --nproc-per-node 8 -m rdmeval generate --model teacher --prompts geneval --out runs/teacher/geneval
@@ -46,15 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"rdmeval {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in SUBCOMMANDS:
-        module_name = f"rdmeval.cli.{name}"
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:
-                continue  # subcommand not built yet
-            raise
-        module.register(sub)
+    for name in SUBCOMMANDS:  # each module keeps its heavy imports inside run()
+        importlib.import_module(f"rdmeval.cli.{name}").register(sub)
     return parser
 
 
