@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from rdmeval.contamination.pool_spec import PoolSource, PoolSpecError
-from rdmeval.errors import RdmevalError, require
+from rdmeval.errors import PromptFileError, RdmevalError, require
+from rdmeval.prompts.coco import first_captions
+from rdmeval.prompts.readers import TEXT_FIELDS
 
-TEXT_FIELDS: tuple[str, ...] = ("prompt", "caption", "text")
 ID_FIELDS: tuple[str, ...] = ("id", "image_id", "index", "prompt_id")
 DEFAULT_CHUNK = 8192
 
@@ -154,10 +155,15 @@ def coco_captions(path: Path, mode: str = "first", where: str = "") -> list[tupl
     id = "image_id:annotation_id".
     """
     where = where or str(path)
+    if not Path(path).is_file():
+        raise PoolSpecError(f"{where}: no such file {path} (set the path in the spec or with --set NAME.path=FILE)")
+    if mode == "first":  # the one rule rdmeval uses for COCO captions (prompts/coco.py, RDM's build_coco_pairs)
+        try:
+            return [(str(image_id), caption) for image_id, caption in first_captions(Path(path))]
+        except PromptFileError as exc:
+            raise PoolSpecError(f"{where}: {exc}") from None
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PoolSpecError(f"{where}: no such file {path} (set the path in the spec or with --set NAME.path=FILE)") from None
     except json.JSONDecodeError as exc:
         raise PoolSpecError(f"{where}: {path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
     if not isinstance(data, dict) or not isinstance(data.get("annotations"), list):
@@ -170,14 +176,6 @@ def coco_captions(path: Path, mode: str = "first", where: str = "") -> list[tupl
             raise PoolSpecError(f"{where}: {path} annotations[{order}] needs 'image_id' and 'caption'") from None
         rows.append((image_id, order, str(ann.get("id", order)), caption.strip()))
     rows.sort(key=lambda r: (r[0], r[1]))
-    if mode == "first":
-        out: list[tuple[str, str]] = []
-        last = None
-        for image_id, _, _, caption in rows:
-            if image_id != last:
-                out.append((str(image_id), caption))
-                last = image_id
-        return out
     return [(f"{image_id}:{ann_id}", caption) for image_id, _, ann_id, caption in rows]
 
 
