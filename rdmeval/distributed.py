@@ -7,7 +7,21 @@ needed, and NCCL is never initialised on the wrong device.
 
 from __future__ import annotations
 
+import atexit
 import os
+
+
+def _destroy_group() -> None:
+    """Tear the group down before the interpreter exits.
+
+    A gloo group left to static destruction at exit can abort the process ("terminate called without
+    an active exception") while its threads are still joinable; every rank's last collective is a
+    barrier, so each rank may destroy its own group once it is done.
+    """
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def torchrun_group(shard: str | None):
@@ -18,4 +32,5 @@ def torchrun_group(shard: str | None):
 
     if not dist.is_initialized():
         dist.init_process_group(backend="gloo")
+        atexit.register(_destroy_group)
     return dist

@@ -87,6 +87,7 @@ def _worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
     import torch.distributed as dist
 
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    finished = False
     try:
         torch.set_num_threads(1)
         g = torch.Generator().manual_seed(123)
@@ -111,7 +112,12 @@ def _worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
         grads = {n: p.grad for n, p in trainer.task.student.named_parameters()}  # rank-averaged, clipped
         if rank == 0:
             torch.save({"loss": loss, "grads": grads}, os.path.join(out_dir, "ddp.pt"))
+        finished = True
     finally:
+        if finished:
+            # Both ranks leave together: a rank that tears gloo down (or exits) while its peer is still
+            # working can abort the peer ("terminate called without an active exception").
+            dist.barrier()
         dist.destroy_process_group()
 
 

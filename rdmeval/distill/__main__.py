@@ -9,6 +9,7 @@ is kept: grad_accum = rollout_size / (batch_size × world_size).
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import sys
 from dataclasses import replace
@@ -46,6 +47,8 @@ def _init_distributed():
         if backend == "nccl":
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group(backend=backend)
+        # destroyed before exit: a group left to static destruction can abort the process
+        atexit.register(lambda: dist.is_initialized() and dist.destroy_process_group())
     return dist.get_world_size(), dist.get_rank()
 
 
