@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from rdmeval._assets import asset_dir
 from rdmeval.errors import RdmevalError
 from rdmeval.generators.noise import SeedPolicy
 from rdmeval.generators.registry import MODELS
+from rdmeval.specs import SpecError, Where, array_of_tables, check_keys, did_you_mean, from_mapping, read_toml
 
 SCORERS = ("geneval", "pickscore")
 
@@ -47,13 +47,54 @@ class Suite:
         return {"name": self.name, "version": self.version, "source": self.source}
 
 
-def _need(table: dict[str, Any], key: str, where: str, kind: type) -> Any:
-    if key not in table:
-        raise RdmevalError(f"{where}: missing field '{key}'")
-    value = table[key]
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise RdmevalError(f"{where}: field '{key}' must be {kind.__name__}, got {value!r}")
-    return value
+@dataclass(frozen=True)
+class _ModelTable:
+    """A ``[[models]]`` table as written in the file."""
+
+    name: str
+    preset: str
+
+
+@dataclass(frozen=True)
+class _BenchmarkTable:
+    """A ``[[benchmarks]]`` table as written in the file."""
+
+    name: str
+    prompts: str
+    n_per_prompt: int
+    ctx_len: int
+    seed_policy: str
+    scorers: list[str]
+    batch_size: int
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _SmokeTable:
+    """The ``[smoke]`` table: the suite on tiny offline models (per-benchmark tables keyed by benchmark name)."""
+
+    resolution: int = 64
+    prompts: dict[str, str] = field(default_factory=dict)
+    n_per_prompt: dict[str, int] = field(default_factory=dict)
+    detector_test_scale: list[int] | None = None
+    limit: int | None = None
+
+
+@dataclass(frozen=True)
+class _SuiteFile:
+    """The top level of a suite file."""
+
+    name: str
+    version: str
+    description: str = ""
+    models: list[dict[str, Any]] = field(default_factory=list)
+    benchmarks: list[dict[str, Any]] = field(default_factory=list)
+    smoke: dict[str, Any] = field(default_factory=dict)
+
+
+def _one_of(value: str, choices: tuple[str, ...] | dict[str, Any], what: str, where: Where) -> None:
+    if value not in choices:
+        raise SpecError(f"{where}: {what} {value!r} is not one of {', '.join(choices)}{did_you_mean(value, choices)}")
 
 
 def load_suite(path: str | Path) -> Suite:
@@ -61,50 +102,51 @@ def load_suite(path: str | Path) -> Suite:
     p = Path(path)
     if not p.exists() and not p.suffix:
         p = asset_dir("benchmarks") / f"{path}.toml"
-    try:
-        raw = tomllib.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RdmevalError(f"--suite {path}: no such file (suites live in benchmarks/, e.g. benchmarks/paper-table.toml)") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise RdmevalError(f"{p}: invalid TOML ({exc})") from None
+    raw = read_toml(p, missing=f"--suite {path}: no such file (suites live in benchmarks/, e.g. benchmarks/paper-table.toml)")
+    top = Where(str(p))
+    for key in ("models", "benchmarks"):
+        array_of_tables(raw, key, top)
+    suite = from_mapping(_SuiteFile, raw, top)
     models = []
-    for i, m in enumerate(raw.get("models", [])):
-        where = f"{p}: models[{i}]"
-        preset = _need(m, "preset", where, str)
-        if preset not in MODELS:
-            raise RdmevalError(f"{where}: preset {preset!r} is not one of {', '.join(MODELS)}")
-        models.append(SuiteModel(_need(m, "name", where, str), preset))
+    for i, m in enumerate(suite.models):
+        where = top.child("models").item(i)
+        model = from_mapping(_ModelTable, m, where)
+        _one_of(model.preset, MODELS, "preset", where)
+        models.append(SuiteModel(model.name, model.preset))
     benches = []
-    for i, b in enumerate(raw.get("benchmarks", [])):
-        where = f"{p}: benchmarks[{i}]"
-        scorers = tuple(_need(b, "scorers", where, list))
-        bad = [s for s in scorers if s not in SCORERS]
-        if bad:
-            raise RdmevalError(f"{where}: unknown scorer(s) {bad}; choose from {', '.join(SCORERS)}")
+    for i, b in enumerate(suite.benchmarks):
+        where = top.child("benchmarks").item(i)
+        bench = from_mapping(_BenchmarkTable, b, where)
+        for s in bench.scorers:
+            _one_of(s, SCORERS, "scorer", where)
         try:
-            seeds = SeedPolicy.parse(_need(b, "seed_policy", where, str))
+            seeds = SeedPolicy.parse(bench.seed_policy)
         except RdmevalError as exc:
-            raise RdmevalError(f"{where}: {exc}") from None
+            raise SpecError(f"{where}: key 'seed_policy': {exc}") from None
         benches.append(
             SuiteBenchmark(
-                name=_need(b, "name", where, str),
-                prompts=_need(b, "prompts", where, str),
-                n_per_prompt=_need(b, "n_per_prompt", where, int),
-                ctx_len=_need(b, "ctx_len", where, int),
+                name=bench.name,
+                prompts=bench.prompts,
+                n_per_prompt=bench.n_per_prompt,
+                ctx_len=bench.ctx_len,
                 seed_policy=seeds,
-                scorers=scorers,
-                batch_size=_need(b, "batch_size", where, int),
-                params=dict(b.get("params", {})),
+                scorers=tuple(bench.scorers),
+                batch_size=bench.batch_size,
+                params=dict(bench.params),
             )
         )
     if not models or not benches:
-        raise RdmevalError(f"{p}: a suite needs at least one [[models]] and one [[benchmarks]] entry")
+        raise SpecError(f"{p}: a suite needs at least one [[models]] and one [[benchmarks]] entry")
+    smoke = from_mapping(_SmokeTable, suite.smoke, top.child("smoke"))
+    names = [b.name for b in benches]
+    for key in ("prompts", "n_per_prompt"):
+        check_keys(getattr(smoke, key), names, top.child(f"smoke.{key}"))
     return Suite(
-        name=_need(raw, "name", str(p), str),
-        version=str(_need(raw, "version", str(p), str)),
-        description=str(raw.get("description", "")),
+        name=suite.name,
+        version=suite.version,
+        description=suite.description,
         models=tuple(models),
         benchmarks=tuple(benches),
-        smoke=dict(raw.get("smoke", {})),
+        smoke=dict(suite.smoke),
         source=str(p),
     )

@@ -4,8 +4,8 @@
 # Why: mmdet 3.3.0 needs mmcv<2.2 with ops; PyPI has no mmcv 2.1.0 wheel for torch 2.14, and the
 # sdist does not compile as shipped: torch 2.14's headers need C++20 while mmcv's setup.py forces
 # -std=c++17 (open-mmlab/mmcv#3341). mmcv's setup.py and mmengine import pkg_resources, which
-# setuptools>=81 removed, so setuptools stays <81. See ../shared/docs/mmdet-install.md (recipe)
-# and docs/geneval.md.
+# setuptools>=81 removed, so setuptools stays <81. docs/geneval.md (section Install) lists the
+# same steps for a build by hand.
 #
 # The built wheel is cached under $RDMEVAL_CACHE/wheels (default ~/.cache/rdmeval/wheels), keyed
 # by mmcv, torch, CUDA and Python versions and GPU architectures, so later installs take seconds.

@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+SHARED_DATA = REPO.parent / "shared" / "data"  # where CI puts the real prompt files, beside the checkout
+#: RDMEVAL_PROMPTS_PATH as the user set it, read before ``_isolated_cache`` removes it from every test.
+USER_PROMPTS_PATH = os.environ.get("RDMEVAL_PROMPTS_PATH", "")
+#: The real files some tests need, by their place in the layout the ``shared_data`` fixture returns.
+REAL_FILES = (
+    "geneval/evaluation_metadata.jsonl",
+    "geneval/object_names.txt",
+    "rdm-assets/pickapic_test_prompts.jsonl",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -20,18 +28,42 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.delenv("RDMEVAL_PROMPTS_PATH", raising=False)
 
 
+def _find_real_file(rel: str, folders: list[Path]) -> Path | None:
+    """``rel`` (e.g. geneval/object_names.txt) in a folder, as laid out in ``REAL_FILES`` or flat."""
+    for folder in folders:
+        for candidate in (folder / rel, folder / Path(rel).name):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """The real GenEval / Pick-a-Pic files in ../shared/data (present in CI; never committed)."""
-    if not (SHARED_DATA / "geneval" / "evaluation_metadata.jsonl").is_file():
+def shared_data(tmp_path_factory) -> Path:
+    """A folder holding the real GenEval / Pick-a-Pic files (never committed), laid out as ``REAL_FILES``.
+
+    Looked up in the folders of $RDMEVAL_PROMPTS_PATH, then in ../shared/data beside the checkout (CI).
+    Missing files skip the test, or fail it under CI=1.
+    """
+    folders = [Path(p).expanduser() for p in USER_PROMPTS_PATH.split(os.pathsep) if p] + [SHARED_DATA]
+    found = {rel: _find_real_file(rel, folders) for rel in REAL_FILES}
+    missing = [rel for rel, path in found.items() if path is None]
+    if missing:
         msg = (
-            f"the real prompt files are not at {SHARED_DATA} (expected geneval/evaluation_metadata.jsonl "
-            "and rdm-assets/pickapic_test_prompts.jsonl beside the checkout)"
+            f"the real prompt files {missing} are not in {[str(f) for f in folders]}. To run these tests, set "
+            f"RDMEVAL_PROMPTS_PATH to a folder with {', '.join(REAL_FILES)} (or the three files side by side): "
+            "evaluation_metadata.jsonl and object_names.txt from djghosh13/geneval (prompts/), "
+            "pickapic_test_prompts.jsonl from vita-epfl/RDM (assets/)"
         )
         if os.environ.get("CI"):
             pytest.fail(msg)
         pytest.skip(msg)
-    return SHARED_DATA
+    if all(path == SHARED_DATA / rel for rel, path in found.items()):
+        return SHARED_DATA
+    root = tmp_path_factory.mktemp("real-prompt-files")
+    for rel, path in found.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).symlink_to(path.resolve())
+    return root
 
 
 @pytest.fixture(scope="session")

@@ -137,7 +137,7 @@ def test_spec_unset_env_var_says_how_to_fix(tmp_path, monkeypatch):
     ("body", "message"),
     [
         ('[[source]]\nname = "a"\npath = "x.txt"\nweight = 1\nrows = 5\n', "either 'weight'"),
-        ('[[source]]\nname = "a"\npath = "x.txt"\nwieght = 1\n', r"unknown key\(s\) \['wieght'\]"),
+        ('[[source]]\nname = "a"\npath = "x.txt"\nwieght = 1\n', r"source\[0\] \(a\): unknown key 'wieght' \(did you mean 'weight'\?\)"),
         ('[[source]]\npath = "x.txt"\n', "needs a 'name'"),
         ('[[source]]\nname = "a"\npath = "x.unknown"\n', "cannot tell the source kind"),
         ('[[source]]\nname = "a"\nkind = "txt"\n', "needs a path"),

@@ -162,7 +162,7 @@ def test_card_geneval_overall_is_the_mean_of_its_per_task_figures():
         (lambda d: d["runs"]["authors-rerun"].update(primary=True), "exactly one run"),
         (lambda d: d["values"][0].update(approx=False), "set approx = true"),
         (lambda d: d["values"][1].update(benchmark="imagenet"), "benchmark 'imagenet'"),
-        (lambda d: d["values"][1].update(colour="red"), "unknown field"),
+        (lambda d: d["values"][1].update(colour="red"), "values[1]: unknown key 'colour'"),
     ],
 )
 def test_published_file_errors_name_the_entry_and_field(mutate, message):

@@ -13,7 +13,7 @@ prompts (exact copies, case/punctuation variants, object-order swaps, one-word s
 prompt inside a longer caption), so every level has real work.
 
     .venv/bin/python benchmarks/perf/contamination_bench.py \
-        [--geneval-file ../shared/data/geneval] [--rows 1000000] [--prompts 5000] [--workers 2]
+        [--geneval-file DIR_WITH_evaluation_metadata.jsonl] [--rows 1000000] [--prompts 5000] [--workers 2]
 """
 
 from __future__ import annotations
@@ -149,8 +149,9 @@ def peak_rss_gb() -> tuple[float, float]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--geneval-file", default=str(REPO.parent / "shared" / "data" / "geneval"),
-                    help="GenEval evaluation_metadata.jsonl or its folder (for the 80 class names)")
+    ap.add_argument("--geneval-file", default=None,
+                    help="GenEval evaluation_metadata.jsonl or its folder (for the 80 class names); default: the "
+                         "prompt set's usual lookup (RDMEVAL_PROMPTS_PATH, the cache, then a download)")
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--prompts", type=int, default=5000)
     ap.add_argument("--workers", type=int, default=2)

@@ -24,7 +24,7 @@ def geneval_templates_spec(seed: int = 1, n_per_task: int = 100, geneval_path: s
         path=Path(geneval_path) if geneval_path else None,
         seed=seed,
         n_per_task=n_per_task,
-        note="GenEval templates (geneval-scoring.md 1.2) drawn by rdmeval with another seed: same domain, never trained on",
+        note="GenEval templates (rdmeval.contamination.templates) drawn by rdmeval with another seed: same domain, never trained on",
     )
     return PoolSpec(name=f"geneval-templates-seed{seed}", sources=(src,),
                     description=f"null pool: GenEval-template prompts, seed {seed}, {n_per_task} draws per task")

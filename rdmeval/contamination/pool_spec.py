@@ -38,19 +38,14 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from rdmeval.errors import RdmevalError
+from rdmeval.specs import SpecError, Where, array_of_tables, did_you_mean, from_mapping, keys_of, read_toml
 
 KINDS: tuple[str, ...] = ("txt", "jsonl", "csv", "parquet", "coco", "prompt_set", "geneval_templates")
 _EXT_KIND = {".txt": "txt", ".jsonl": "jsonl", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
-_SOURCE_KEYS = {
-    "name", "kind", "path", "prompt_set", "weight", "rows", "field", "id_field", "captions",
-    "expected_rows", "seed", "n_per_task", "classes_from", "note",
-}
-_SPEC_KEYS = {"name", "description", "total_draws", "source", "note"}
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
-class PoolSpecError(RdmevalError):
+class PoolSpecError(SpecError):
     """A pool composition spec is malformed; the message names the file, source and key."""
 
 
@@ -123,6 +118,40 @@ class PoolSpec:
         }
 
 
+@dataclass(frozen=True)
+class _SourceTable:
+    """A ``[[source]]`` table as written in the file (or after ``--set`` overrides)."""
+
+    name: str = ""
+    kind: str | None = None
+    path: str | None = None
+    prompt_set: str | None = None
+    weight: int | float | str | None = None
+    rows: int | None = None
+    field: str | None = None
+    id_field: str | None = None
+    captions: str = "first"
+    expected_rows: int | None = None
+    seed: int = 0
+    n_per_task: int = 100
+    classes_from: str = "geneval"
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class _SpecFile:
+    """The top level of a pool spec file."""
+
+    name: str = ""
+    description: str = ""
+    total_draws: int | None = None
+    source: list[dict[str, Any]] = field(default_factory=list)
+    note: str = ""
+
+
+_SOURCE_KEYS = keys_of(_SourceTable)
+
+
 def parse_overrides(items: Sequence[str] | None) -> dict[str, dict[str, Any]]:
     """``["coco.path=/x.json", "geneval.weight=16"]`` -> ``{"coco": {"path": "/x.json", "weight": 16}}``."""
     out: dict[str, dict[str, Any]] = {}
@@ -132,7 +161,10 @@ def parse_overrides(items: Sequence[str] | None) -> dict[str, dict[str, Any]]:
         if not sep or not dot or not source or not attr:
             raise PoolSpecError(f"--set {item!r}: expected SOURCE.KEY=VALUE, e.g. --set coco-train2014.path=/data/captions_train2014.json")
         if attr not in _SOURCE_KEYS:
-            raise PoolSpecError(f"--set {item!r}: unknown source key '{attr}'; valid keys: {', '.join(sorted(_SOURCE_KEYS))}")
+            raise PoolSpecError(
+                f"--set {item!r}: unknown source key '{attr}'{did_you_mean(attr, _SOURCE_KEYS)}; "
+                f"valid keys: {', '.join(sorted(_SOURCE_KEYS))}"
+            )
         out.setdefault(source, {})[attr] = _toml_value(value.strip())
     return out
 
@@ -163,25 +195,19 @@ def _int(value: Any, where: str, minimum: int = 0) -> int:
     return value
 
 
-def _source(raw: Mapping[str, Any], i: int, base: Path | None, where: str) -> PoolSource:
-    loc = f"{where} source #{i + 1}"
-    unknown = set(raw) - _SOURCE_KEYS
-    if unknown:
-        raise PoolSpecError(f"{loc}: unknown key(s) {sorted(unknown)}; valid keys: {', '.join(sorted(_SOURCE_KEYS))}")
-    name = raw.get("name")
-    if not isinstance(name, str) or not name:
-        raise PoolSpecError(f"{loc}: every source needs a 'name' (a short label used in reports and --set)")
-    loc = f"{where} source '{name}'"
+def _source(raw: Mapping[str, Any], where: Where, base: Path | None) -> PoolSource:
+    src = from_mapping(_SourceTable, raw, where, error=PoolSpecError)
+    if not src.name:
+        raise PoolSpecError(f"{where}: every source needs a 'name' (a short label used in reports and --set)")
+    loc = f"{where.file} source '{src.name}'"
     path: Path | None = None
-    if raw.get("path") not in (None, ""):
-        if not isinstance(raw["path"], str):
-            raise PoolSpecError(f"{loc}: 'path' must be a string")
-        path = Path(_expand(raw["path"], loc))
+    if src.path:
+        path = Path(_expand(src.path, loc))
         if not path.is_absolute() and base is not None:
             path = base / path
-    kind = raw.get("kind")
+    kind = src.kind
     if kind is None:
-        if raw.get("prompt_set"):
+        if src.prompt_set:
             kind = "prompt_set"
         elif path is not None and path.suffix.lower() in _EXT_KIND:
             kind = _EXT_KIND[path.suffix.lower()]
@@ -190,44 +216,39 @@ def _source(raw: Mapping[str, Any], i: int, base: Path | None, where: str) -> Po
         else:
             raise PoolSpecError(f"{loc}: cannot tell the source kind; add kind = one of {', '.join(KINDS)}")
     if kind not in KINDS:
-        raise PoolSpecError(f"{loc}: kind {kind!r} is not one of {', '.join(KINDS)}")
-    if kind == "prompt_set" and not raw.get("prompt_set") and path is None:
+        raise PoolSpecError(f"{loc}: kind {kind!r} is not one of {', '.join(KINDS)}{did_you_mean(kind, KINDS)}")
+    if kind == "prompt_set" and not src.prompt_set and path is None:
         raise PoolSpecError(f"{loc}: a prompt_set source needs prompt_set = NAME (e.g. \"geneval\") or a path")
     if kind in ("txt", "jsonl", "csv", "parquet", "coco") and path is None:
-        raise PoolSpecError(f"{loc}: kind '{kind}' needs a path (set it in the spec or with --set {name}.path=FILE)")
-    if "weight" in raw and "rows" in raw:
+        raise PoolSpecError(f"{loc}: kind '{kind}' needs a path (set it in the spec or with --set {src.name}.path=FILE)")
+    if src.weight is not None and src.rows is not None:
         raise PoolSpecError(f"{loc}: give either 'weight' (per row) or 'rows' (total for the source), not both")
     weight: Fraction | None = None
-    if "weight" in raw:
-        w = raw["weight"]
-        if isinstance(w, bool) or not isinstance(w, (int, float, str)):
-            raise PoolSpecError(f"{loc}: 'weight' must be a number, got {w!r}")
+    if src.weight is not None:
+        w = src.weight
         try:
             weight = Fraction(w) if not isinstance(w, float) else Fraction(w).limit_denominator(10**9)
         except (ValueError, ZeroDivisionError):
-            raise PoolSpecError(f"{loc}: 'weight' must be a number, got {w!r}") from None
+            raise PoolSpecError(f"{loc}: key 'weight' must be a number, got {w!r}") from None
         if weight < 0:
-            raise PoolSpecError(f"{loc}: 'weight' must be >= 0, got {w!r}")
-    rows = _int(raw["rows"], f"{loc}: 'rows'") if "rows" in raw else None
-    captions = raw.get("captions", "first")
-    if captions not in ("first", "all"):
-        raise PoolSpecError(f"{loc}: captions must be \"first\" or \"all\", got {captions!r}")
-    expected = raw.get("expected_rows")
+            raise PoolSpecError(f"{loc}: key 'weight' must be >= 0, got {w!r}")
+    if src.captions not in ("first", "all"):
+        raise PoolSpecError(f"{loc}: captions must be \"first\" or \"all\", got {src.captions!r}")
     return PoolSource(
-        name=name,
+        name=src.name,
         kind=kind,
         path=path,
-        prompt_set=raw.get("prompt_set") or None,
+        prompt_set=src.prompt_set or None,
         weight=weight,
-        rows=rows,
-        field=raw.get("field") or None,
-        id_field=raw.get("id_field") or None,
-        captions=captions,
-        expected_rows=_int(expected, f"{loc}: 'expected_rows'") if expected not in (None, 0) else None,
-        seed=_int(raw.get("seed", 0), f"{loc}: 'seed'"),
-        n_per_task=_int(raw.get("n_per_task", 100), f"{loc}: 'n_per_task'", 1),
-        classes_from=str(raw.get("classes_from", "geneval")),
-        note=str(raw.get("note", "")),
+        rows=_int(src.rows, f"{loc}: key 'rows'") if src.rows is not None else None,
+        field=src.field or None,
+        id_field=src.id_field or None,
+        captions=src.captions,
+        expected_rows=_int(src.expected_rows, f"{loc}: key 'expected_rows'") if src.expected_rows else None,
+        seed=_int(src.seed, f"{loc}: key 'seed'"),
+        n_per_task=_int(src.n_per_task, f"{loc}: key 'n_per_task'", 1),
+        classes_from=src.classes_from,
+        note=src.note,
     )
 
 
@@ -237,40 +258,36 @@ def pool_spec_from_dict(
     file: Path | None = None,
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> PoolSpec:
-    where = str(file) if file else "pool spec"
-    unknown = set(raw) - _SPEC_KEYS
-    if unknown:
-        raise PoolSpecError(f"{where}: unknown top-level key(s) {sorted(unknown)}; valid: {', '.join(sorted(_SPEC_KEYS))}")
-    sources_raw = raw.get("source")
-    if not isinstance(sources_raw, list) or not sources_raw:
-        raise PoolSpecError(f"{where}: no sources; add at least one [[source]] table")
+    top = Where(str(file) if file else "pool spec")
+    sources_raw = array_of_tables(raw, "source", top, PoolSpecError)
+    spec = from_mapping(_SpecFile, raw, top, error=PoolSpecError)
+    if not sources_raw:
+        raise PoolSpecError(f"{top.file}: no sources; add at least one [[source]] table")
     overrides = {k: dict(v) for k, v in (overrides or {}).items()}
-    names = [s.get("name") for s in sources_raw if isinstance(s, Mapping)]
+    names = [s.get("name") for s in sources_raw]
     missing = set(overrides) - set(names)
     if missing:
-        raise PoolSpecError(f"--set: no source named {sorted(missing)} in {where}; its sources are {names}")
+        raise PoolSpecError(f"--set: no source named {sorted(missing)} in {top.file}; its sources are {names}")
     base = file.parent if file else None
     sources = []
     for i, s in enumerate(sources_raw):
-        if not isinstance(s, Mapping):
-            raise PoolSpecError(f"{where}: source #{i + 1} must be a table ([[source]])")
         merged = {**s, **overrides.get(s.get("name"), {})}
         if "rows" in overrides.get(s.get("name"), {}):
             merged.pop("weight", None)
         if "weight" in overrides.get(s.get("name"), {}):
             merged.pop("rows", None)
-        sources.append(_source(merged, i, base, where))
+        label = merged.get("name") if isinstance(merged.get("name"), str) else ""
+        sources.append(_source(merged, top.child("source").item(i, label), base))
     seen: set[str] = set()
-    for s in sources:
-        if s.name in seen:
-            raise PoolSpecError(f"{where}: two sources are named '{s.name}'; names must be unique")
-        seen.add(s.name)
-    total = raw.get("total_draws")
+    for src in sources:
+        if src.name in seen:
+            raise PoolSpecError(f"{top.file}: two sources are named '{src.name}'; names must be unique")
+        seen.add(src.name)
     return PoolSpec(
-        name=str(raw.get("name") or (file.stem if file else "pool")),
-        description=str(raw.get("description", "")),
+        name=spec.name or (file.stem if file else "pool"),
+        description=spec.description,
         sources=tuple(sources),
-        total_draws=_int(total, f"{where}: total_draws", 1) if total is not None else None,
+        total_draws=_int(spec.total_draws, f"{top}: key 'total_draws'", 1) if spec.total_draws is not None else None,
         file=file,
         overrides={f"{src}.{k}": str(v) for src, kv in overrides.items() for k, v in kv.items()},
     )
@@ -279,12 +296,7 @@ def pool_spec_from_dict(
 def load_pool_spec(path: str | os.PathLike[str], overrides: Sequence[str] | Mapping[str, Mapping[str, Any]] | None = None) -> PoolSpec:
     """Read a TOML composition spec; ``overrides`` as ``SOURCE.KEY=VALUE`` strings or a nested dict."""
     file = Path(path).expanduser()
-    try:
-        raw = tomllib.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PoolSpecError(f"{file}: no such pool spec (a TOML file with [[source]] tables)") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise PoolSpecError(f"{file}: invalid TOML ({exc})") from None
+    raw = read_toml(file, PoolSpecError, f"{file}: no such pool spec (a TOML file with [[source]] tables)")
     if overrides is None or isinstance(overrides, Mapping):
         parsed = overrides
     else:

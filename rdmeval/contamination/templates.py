@@ -1,7 +1,7 @@
 """GenEval-template prompts drawn with any seed: a same-domain pool for null calibration.
 
-Follows the templates and rules of geneval-scoring.md section 1.2 (written for rdmeval, not a
-copy of GenEval's ``create_prompts.py``, and not expected to reproduce its draws):
+Follows GenEval's six prompt templates, stated below (written for rdmeval, not a copy of
+GenEval's ``create_prompts.py``, and not expected to reproduce its draws):
 
 - single_object: every class once, "a photo of a/an {class}";
 - two_object: ``n`` draws of two distinct classes, "a photo of a/an {A} and a/an {B}";

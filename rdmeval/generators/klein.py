@@ -1,7 +1,7 @@
 """FLUX.2 [klein] on diffusers: the teacher (4 steps), naive (1 step) and RDM student (1 step) presets.
 
 One class, :class:`KleinGenerator`, drives diffusers' ``Flux2KleinPipeline`` the way the reference
-evaluation drives Black Forest Labs' sampler (``../shared/docs/diffusers-parity.md``):
+evaluation drives Black Forest Labs' sampler (docs/generators.md, "diffusers and BFL's sampler"):
 
 * it always passes ``latents=`` (rdmeval's seeded noise), ``height``/``width``,
   ``num_inference_steps``, ``max_sequence_length=ctx_len`` and ``guidance_scale=1.0``;

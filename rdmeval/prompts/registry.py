@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import tomllib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -17,6 +16,7 @@ from rdmeval.prompts.coco import DEFINITION_V1, coco_val_prompts
 from rdmeval.prompts.readers import read_prompt_file
 from rdmeval.prompts.schema import PromptSet
 from rdmeval.prompts.sources import RemoteFile, fetch
+from rdmeval.specs import SpecError, Where, check_keys, from_mapping, keys_of, read_toml
 
 
 @dataclass(frozen=True)
@@ -40,18 +40,37 @@ class PromptSetSpec:
         return RemoteFile(self.name, self.url, self.filename, self.sha256, self.member)
 
 
-@lru_cache(maxsize=1)
-def registry() -> dict[str, PromptSetSpec]:
-    raw = tomllib.loads((asset_dir("prompts") / "sets.toml").read_text(encoding="utf-8"))
-    known = set(PromptSetSpec.__dataclass_fields__) - {"name", "extra"}
+@dataclass(frozen=True)
+class _CocoParams:
+    """Keys of a ``coco-captions`` set beyond PromptSetSpec's fields (kept in ``PromptSetSpec.extra``)."""
+
+    n_default: int | None = None  # images sampled when no n is given
+    seed: int | None = None  # the sampling seed when none is given
+
+
+def load_registry(path: Path) -> dict[str, PromptSetSpec]:
+    """Read and validate a prompt-set registry file (the format of prompts/sets.toml)."""
+    raw = read_toml(path)
+    top = Where(str(path))
+    extra_keys = keys_of(_CocoParams)
+    spec_keys = tuple(k for k in keys_of(PromptSetSpec) if k not in ("name", "extra"))  # name: the table's
     specs = {}
     for name, body in raw.items():
-        specs[name] = PromptSetSpec(
-            name=name,
-            **{k: v for k, v in body.items() if k in known},
-            extra={k: v for k, v in body.items() if k not in known},
+        where = top.child(name)
+        if not isinstance(body, dict):
+            raise SpecError(f"{where}: must be a table ([{name}]), got {body!r}")
+        check_keys(body, spec_keys + extra_keys, where)
+        extra = {k: v for k, v in body.items() if k in extra_keys}
+        from_mapping(_CocoParams, extra, where)
+        specs[name] = from_mapping(
+            PromptSetSpec, {k: v for k, v in body.items() if k in spec_keys}, where, name=name, extra=extra
         )
     return specs
+
+
+@lru_cache(maxsize=1)
+def registry() -> dict[str, PromptSetSpec]:
+    return load_registry(asset_dir("prompts") / "sets.toml")
 
 
 def get_spec(name: str) -> PromptSetSpec:

@@ -6,14 +6,15 @@ here, and tests rebuild the card's aggregates from it instead of retyping number
 
 from __future__ import annotations
 
+import dataclasses
 import math
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
 from rdmeval.errors import RdmevalError
 from rdmeval.prompts.geneval import TAGS
+from rdmeval.specs import SpecError, Where, array_of_tables, check_keys, from_mapping, keys_of, read_toml
 
 PUBLISHED_FILE = "published.toml"
 FORMAT = 1
@@ -27,25 +28,7 @@ BENCHMARKS: dict[str, str] = {
 GENEVAL_OVERALL = ("overall", "overall")
 PICKSCORE_MEAN = ("all", "pickscore_mean")
 
-_RUN_FIELDS = {"primary": bool, "label": str, "source": str, "description": str}
-_VALUE_FIELDS: dict[str, type | tuple[type, ...]] = {
-    "run": str,
-    "model": str,
-    "benchmark": str,
-    "category": str,
-    "metric": str,
-    "value": (int, float),
-    "text": str,
-    "decimals": int,
-    "approx": bool,
-    "same_weights": bool,
-    "note": str,
-    "source": str,
-}
-_VALUE_REQUIRED = ("run", "model", "benchmark", "category", "metric", "value", "text", "decimals")
-
-
-class PublishedFileError(RdmevalError):
+class PublishedFileError(SpecError):
     """``published.toml`` is malformed; the message names the entry and the field."""
 
 
@@ -76,6 +59,9 @@ class PublishedValue:
     @property
     def key(self) -> tuple[str, str, str, str, str]:
         return (self.run, self.model, self.benchmark, self.category, self.metric)
+
+
+_VALUE_FIELDS = keys_of(PublishedValue)  # the keys of a [[values]] table, in file-format order
 
 
 @dataclass(frozen=True)
@@ -116,41 +102,21 @@ class Published:
         return [r for r in self.runs.values() if not r.primary]
 
 
-def _check_type(where: str, field: str, value: Any, want: type | tuple[type, ...]) -> None:
-    ok = isinstance(value, want) and not (want in ((int, float), int) and isinstance(value, bool))
-    if not ok:
-        names = " or ".join(t.__name__ for t in (want if isinstance(want, tuple) else (want,)))
-        raise PublishedFileError(f"{where}: field '{field}' must be {names}, got {value!r}")
-
-
-def _parse_runs(raw: Any, path: Path) -> dict[str, PublishedRun]:
+def _parse_runs(raw: Any, top: Where) -> dict[str, PublishedRun]:
     if not isinstance(raw, dict) or not raw:
-        raise PublishedFileError(f"{path}: needs a [runs.<id>] table for every reported run (found none)")
+        raise PublishedFileError(f"{top.file}: needs a [runs.<id>] table for every reported run (found none)")
     runs: dict[str, PublishedRun] = {}
     for run_id, spec in raw.items():
-        where = f"{path}: [runs.{run_id}]"
-        if not isinstance(spec, dict):
-            raise PublishedFileError(f"{where} must be a table")
-        unknown = sorted(set(spec) - set(_RUN_FIELDS))
-        if unknown:
-            raise PublishedFileError(f"{where}: unknown field(s) {unknown}; allowed: {', '.join(_RUN_FIELDS)}")
+        where = top.child("runs").child(run_id)
+        run = from_mapping(PublishedRun, spec, where, error=PublishedFileError, id=run_id)
         for field in ("label", "source"):
-            if not isinstance(spec.get(field), str) or not spec[field].strip():
-                raise PublishedFileError(f"{where}: field '{field}' is required (a non-empty string naming where the numbers were published)")
-        for field, want in _RUN_FIELDS.items():
-            if field in spec:
-                _check_type(where, field, spec[field], want)
-        runs[run_id] = PublishedRun(
-            id=run_id,
-            label=spec["label"],
-            source=spec["source"],
-            description=spec.get("description", ""),
-            primary=bool(spec.get("primary", False)),
-        )
+            if not getattr(run, field).strip():
+                raise PublishedFileError(f"{where}: key '{field}' is required (a non-empty string naming where the numbers were published)")
+        runs[run_id] = run
     primaries = [r.id for r in runs.values() if r.primary]
     if len(primaries) != 1:
         raise PublishedFileError(
-            f"{path}: exactly one run must have primary = true (the table's published column), found {primaries or 'none'}"
+            f"{top.file}: exactly one run must have primary = true (the table's published column), found {primaries or 'none'}"
         )
     return runs
 
@@ -193,45 +159,23 @@ def _check_value_semantics(where: str, v: PublishedValue) -> None:
         raise PublishedFileError(f"{where}: text {v.text!r} is approximate; set approx = true")
 
 
-def _parse_values(raw: Any, runs: dict[str, PublishedRun], path: Path) -> tuple[PublishedValue, ...]:
+def _parse_values(raw: Any, runs: dict[str, PublishedRun], top: Where) -> tuple[PublishedValue, ...]:
     if not isinstance(raw, list) or not raw:
-        raise PublishedFileError(f"{path}: needs [[values]] entries (found none)")
+        raise PublishedFileError(f"{top.file}: needs [[values]] entries (found none)")
+    array_of_tables({"values": raw}, "values", top, PublishedFileError)
     out: list[PublishedValue] = []
-    seen: dict[tuple[str, ...], int] = {}
+    seen: dict[tuple[str, ...], Where] = {}
     for i, entry in enumerate(raw):
-        where = f"{path}: [[values]] entry {i + 1}"
-        if not isinstance(entry, dict):
-            raise PublishedFileError(f"{where} must be a table")
-        unknown = sorted(set(entry) - set(_VALUE_FIELDS))
-        if unknown:
-            raise PublishedFileError(f"{where}: unknown field(s) {unknown}; allowed: {', '.join(_VALUE_FIELDS)}")
-        missing = [f for f in _VALUE_REQUIRED if f not in entry]
-        if missing:
-            raise PublishedFileError(f"{where}: missing field(s) {missing}")
-        for field, want in _VALUE_FIELDS.items():
-            if field in entry:
-                _check_type(where, field, entry[field], want)
-        if entry["run"] not in runs:
-            raise PublishedFileError(f"{where}: run {entry['run']!r} has no [runs.{entry['run']}] table; known runs: {', '.join(runs)}")
-        value = PublishedValue(
-            run=entry["run"],
-            model=entry["model"],
-            benchmark=entry["benchmark"],
-            category=entry["category"],
-            metric=entry["metric"],
-            value=float(entry["value"]),
-            text=entry["text"],
-            decimals=int(entry["decimals"]),
-            approx=bool(entry.get("approx", False)),
-            same_weights=bool(entry.get("same_weights", True)),
-            note=entry.get("note", ""),
-            source=entry.get("source") or runs[entry["run"]].source,
-        )
-        where = f"{where} ({value.run}/{value.model}/{value.benchmark}/{value.category})"
-        _check_value_semantics(where, value)
+        where = top.child("values").item(i)
+        value = from_mapping(PublishedValue, entry, where, error=PublishedFileError)
+        if value.run not in runs:
+            raise PublishedFileError(f"{where}: run {value.run!r} has no [runs.{value.run}] table; known runs: {', '.join(runs)}")
+        value = dataclasses.replace(value, value=float(value.value), source=value.source or runs[value.run].source)
+        where = top.child("values").item(i, f"{value.run}/{value.model}/{value.benchmark}/{value.category}")
+        _check_value_semantics(str(where), value)
         if value.key in seen:
             raise PublishedFileError(f"{where}: duplicates entry {seen[value.key]} (same run, model, benchmark, category, metric)")
-        seen[value.key] = i + 1
+        seen[value.key] = where
         out.append(value)
     return tuple(out)
 
@@ -243,11 +187,10 @@ def parse_published(data: dict[str, Any], path: str | Path = PUBLISHED_FILE) -> 
         raise PublishedFileError(f"{path}: 'format' must be {FORMAT} (this rdmeval reads format {FORMAT}), got {data.get('format')!r}")
     if not isinstance(data.get("version"), str):
         raise PublishedFileError(f"{path}: 'version' must be a string (bump it when a number or source changes)")
-    unknown = sorted(set(data) - {"format", "version", "runs", "values"})
-    if unknown:
-        raise PublishedFileError(f"{path}: unknown top-level key(s) {unknown}; allowed: format, version, runs, values")
-    runs = _parse_runs(data.get("runs"), path)
-    values = _parse_values(data.get("values"), runs, path)
+    top = Where(str(path))
+    check_keys(data, ("format", "version", "runs", "values"), top, PublishedFileError)
+    runs = _parse_runs(data.get("runs"), top)
+    values = _parse_values(data.get("values"), runs, top)
     return Published(path=path, version=data["version"], runs=runs, values=values)
 
 
@@ -260,15 +203,7 @@ def published_path() -> Path:
 def load_published(path: str | Path | None = None) -> Published:
     """Load and validate ``results/published.toml`` (or ``path``)."""
     p = Path(path) if path is not None else published_path()
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PublishedFileError(f"published numbers file not found: {p}") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise PublishedFileError(f"{p}: not valid TOML ({exc})") from None
-    return parse_published(data, p)
+    return parse_published(read_toml(p, PublishedFileError, f"published numbers file not found: {p}"), p)
 
 
 def task_mean(values: Iterable[PublishedValue]) -> float:

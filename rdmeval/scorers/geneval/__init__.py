@@ -1,4 +1,4 @@
-"""GenEval scoring with the official semantics (``shared/docs/geneval-scoring.md``).
+"""GenEval scoring with the official semantics (docs/geneval.md, "The official scoring rules").
 
 - scoring a run: :func:`score_geneval_run` (detect once into a per-image cache, classify colors,
   judge, write ``results.jsonl`` / parquet / summary), with :class:`MMDetDetector` and

@@ -1,6 +1,6 @@
 """GenEval's color classifier: masked crops, open_clip ViT-L-14 (OpenAI weights), 10 colors x 3 templates.
 
-As in the official ``evaluate_images.py`` (``shared/docs/geneval-scoring.md`` §3.6):
+As in the official ``evaluate_images.py`` (docs/geneval.md, "The official scoring rules", Colors):
 
 1. :func:`crop_for_color`: the detection's pixels (its bool mask, as a PIL mode ``"1"`` image) over a
    solid ``#999`` canvas (or the original image for ``bgcolor="original"``), cropped to the box with

@@ -1,7 +1,7 @@
 """GenEval's verdict for one image, as a pure function of (metadata, detections, colors, options).
 
-This reproduces ``evaluation/evaluate_images.py`` of djghosh13/geneval (see
-``shared/docs/geneval-scoring.md`` §3): per-class filtering (strict float32 threshold, sort by score,
+This reproduces ``evaluation/evaluate_images.py`` of djghosh13/geneval (the rules are stated in
+docs/geneval.md, "The official scoring rules"): per-class filtering (strict float32 threshold, sort by score,
 cap, optional greedy NMS), include clauses ("at least k" over the top-k, with color and position tested
 on those top-k only), exclude clauses ("fail if >= k" over all kept), and the exact reason strings.
 

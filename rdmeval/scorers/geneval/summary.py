@@ -1,6 +1,6 @@
 """GenEval's summary (``evaluation/summary_scores.py``) and the official ``results.jsonl`` rows.
 
-Definitions (``shared/docs/geneval-scoring.md`` §4), over one row per image:
+Definitions (docs/geneval.md, "The official scoring rules", Summary), over one row per image:
 
 - a prompt is identified by its ``metadata`` string (``json.dumps`` of the metadata dict);
 - a task's score is the per-image accuracy within its tag;

@@ -1,6 +1,6 @@
 """PickScore arithmetic, free of models and files: the score, its aggregate, and bootstrap intervals.
 
-Protocol (../shared/docs/protocol.md section 7): score per (image, prompt) =
+Protocol (docs/pickscore.md): score per (image, prompt) =
 ``exp(logit_scale) * cos(image_embeds, text_embeds)`` on the projected embeddings, L2-normalized,
 no softmax; the reported number is the mean over prompts. Intervals resample prompts (the unit
 that was sampled) with replacement and take percentiles of the resampled means.

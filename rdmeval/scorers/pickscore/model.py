@@ -1,6 +1,6 @@
 """The PickScore model: CLIP ViT-H/14 (PickScore_v1) + the LAION CLIP-H processor, on transformers.
 
-What matters for the number (protocol.md section 7, rdm-reference.md section B):
+What matters for the number (docs/pickscore.md):
 
 - images enter the processor as **uint8 PIL images**. The processor rescales by 1/255 whatever it
   is given, so [0, 1] floats would be rescaled twice (silently, to an almost black image). Float
