@@ -29,11 +29,13 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError) and exc.errno is not None and exc.filename is None:  # e.g. ENOSPC from write()
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc  # names the file (OSError picks the errno subclass)
         raise
     return path
 
