@@ -25,6 +25,7 @@ from rdmeval.generators.base import Generator
 from rdmeval.generators.noise import NoiseSource, SeedPolicy
 from rdmeval.prompts.schema import PromptSet
 from rdmeval.store import RunStore, WorkItem, resolve_shard, work_items
+from rdmeval.store.lock import RunLock
 
 PNG_WRITERS = 4  # PNG encoding runs beside the GPU (PIL's zlib releases the GIL)
 
@@ -96,11 +97,13 @@ def generate_run(
     # the seed policy and RNG device are checked before the run directory is created
     noise = NoiseSource(seed_policy, generator.latent_shape, n_prompts=len(prompt_set), n_per_prompt=n_per_prompt, rng_device=rng_device)
     request = build_request(generator, prompt_set, [p.index for p in prompts], n_per_prompt, seed_policy, rng_device, batch_size)
-    execution = {"world_size": world, "limit": limit}
+    execution = {"world_size": world, "limit": limit, "prompt_source": prompt_set.source}  # where the prompts were read
     dist = torchrun_group(shard)
     if dist is not None and rank != 0:
         dist.barrier()  # rank 0 creates (or validates) the run first
+    lock = RunLock(out, "generate", rank, world, run_lock=dist is None or rank == 0, exclusive=fresh and rank == 0)
     store = RunStore.open_for_generation(out, request, fresh=fresh and rank == 0, execution=execution)
+    lock.opened()  # one writer per run and shard; a killed writer's temporary files are removed
     if dist is not None and rank == 0:
         dist.barrier()
 

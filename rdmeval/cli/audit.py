@@ -118,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
         progress=progress,
         n_boot=args.n_boot,
         seed=args.seed,
+        allow_empty=args.allow_empty,
     )
     s = result.summary
     pool = s["pool"]
@@ -135,7 +136,9 @@ def run(args: argparse.Namespace) -> int:
     for label, subs in s.get("split", {}).get("runs", {}).items():
         print("  " + label + ": " + ", ".join(f"{x['subset']} {x['value']:.4f} (n={x['n_prompts']})" for x in subs))
     print(f"report: {Path(args.out) / 'report.md'}")
-    return 0
+    for failure in s.get("failures", []):  # --allow-empty: written, but not a clean audit
+        print(f"rdmeval: AUDIT FAILED: {failure}", file=sys.stderr)
+    return 1 if s.get("failures") else 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -172,5 +175,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ru.add_argument("--max-examples", type=int, default=5, help="matching pool rows kept per prompt and level (default 5)")
     ru.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples for the split (default 2000)")
     ru.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    ru.add_argument("--allow-empty", action="store_true",
+                    help="an empty benchmark, an empty pool source or a zero-weight pool: write the report anyway, print FAILED lines and exit 1 (default: exit 2 before writing)")
     ru.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar (default: when stderr is a terminal)")
     p.set_defaults(func=run)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import traceback
 from typing import Sequence
 
 from rdmeval import __version__
+from rdmeval.cli.failures import add_verbose_flag, explain, worker_error
 from rdmeval.errors import RdmevalError
 
 # Subcommand modules, in the order `rdmeval --help` lists them (pipeline order).
@@ -46,9 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"rdmeval {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show the traceback of an error (also RDMEVAL_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:  # each module keeps its heavy imports inside run()
         importlib.import_module(f"rdmeval.cli.{name}").register(sub)
+    add_verbose_flag(sub)
     return parser
 
 
@@ -58,10 +63,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0 if args.command is None else 2
+    debug = getattr(args, "verbose", False) or os.environ.get("RDMEVAL_DEBUG", "") not in ("", "0")
     try:
         return int(args.func(args) or 0)
     except RdmevalError as exc:
-        print(f"rdmeval: error: {exc}", file=sys.stderr)
+        if debug:
+            traceback.print_exc()
+        print(f"rdmeval: error: {worker_error(str(exc))}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # OS and library errors: one line naming the path and what to do (rdmeval.cli.failures)
+        message = explain(exc)
+        if message is None:
+            raise  # an unexpected error is a bug: keep its traceback
+        if debug:
+            traceback.print_exc()
+        print(f"rdmeval: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("rdmeval: interrupted; completed images are kept and the run resumes where it stopped", file=sys.stderr)

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from rdmeval import __version__
+from rdmeval.contamination.degenerate import benchmark_failures, check, pool_failures
 from rdmeval.contamination.levels import AuditConfig
 from rdmeval.contamination.mass import composition, expected_draws, mass_fractions
 from rdmeval.contamination.near_dup import candidate_probability, lsh_params
@@ -327,6 +328,7 @@ def run_audit(
     n_boot: int = 2000,
     seed: int = 0,
     semantic_encoder: Any = None,
+    allow_empty: bool = False,
     **config_kwargs: Any,
 ) -> AuditResult:
     """Audit ``benchmark`` against the pool ``pool_spec``; write the report into ``out_dir`` if given.
@@ -334,6 +336,7 @@ def run_audit(
     ``levels``: any of exact, normalized, structure, ngram, minhash, semantic (list or comma string).
     ``scores``: label -> per-prompt/per-image scores (DataFrame or file); labels "student" and
     "teacher" also give the paired difference. Other keyword arguments set ``AuditConfig`` fields.
+    ``allow_empty``: an empty benchmark, source or zero-weight pool goes to ``summary["failures"]``, not raised.
     """
     cfg = config or AuditConfig()
     if levels is not None:
@@ -353,6 +356,7 @@ def run_audit(
         else:
             score_frames[label] = read_scores(str(s))
     ps = load_benchmark(benchmark, benchmark_path)
+    check(failures := benchmark_failures(ps), allow_empty)  # an empty benchmark or pool is a failure, not "0.0 %"
 
     bench, families, structures = benchmark_data(ps, cfg, geneval_path)
     semantic = None
@@ -364,6 +368,8 @@ def run_audit(
     if null is not None:
         null_audit = audit_pool(ps, null, cfg, bench, families, structures, semantic=semantic, progress=progress,
                                 desc=f"null {null.name}")
+    failures += pool_failures(spec, pool_audit.tally) + (pool_failures(null, null_audit.tally, "null pool") if null_audit else [])
+    check(failures, allow_empty)
     split = _split(pool_audit.prompts, score_frames, n_boot, seed)
 
     summary: dict[str, Any] = {
@@ -387,6 +393,8 @@ def run_audit(
         summary["null_comparison"] = compare(pool_audit.summary["coverage"], null_audit.summary["coverage"])
     if split:
         summary["split"] = split
+    if failures:
+        summary["failures"] = failures
     result = AuditResult(ps, cfg, pool_audit, null_audit, split, summary)
     if out_dir is not None:
         from rdmeval.contamination.report import write_report

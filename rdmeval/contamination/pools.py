@@ -65,7 +65,7 @@ def _pick(fields: list[str] | set[str], wanted: str | None, defaults: tuple[str,
 
 def _open(path: Path, where: str):
     try:
-        return open(path, encoding="utf-8", newline="")
+        return open(path, encoding="utf-8-sig", newline="")  # -sig: a leading BOM is not part of row 1
     except FileNotFoundError:
         raise PoolSpecError(f"{where}: no such file {path} (set the path in the spec or with --set NAME.path=FILE)") from None
 
@@ -163,7 +163,7 @@ def coco_captions(path: Path, mode: str = "first", where: str = "") -> list[tupl
         except PromptFileError as exc:
             raise PoolSpecError(f"{where}: {exc}") from None
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = json.loads(Path(path).read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as exc:
         raise PoolSpecError(f"{where}: {path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
     if not isinstance(data, dict) or not isinstance(data.get("annotations"), list):

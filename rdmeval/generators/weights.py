@@ -31,6 +31,7 @@ from typing import Any, Mapping, MutableMapping
 import torch
 
 from rdmeval.errors import RdmevalError
+from rdmeval.generators.finite import check_finite
 
 WRAPPER_PREFIXES: tuple[str, ...] = ("model.", "module.", "_orig_mod.")
 BFL_ROOTS: tuple[str, ...] = ("img_in.", "txt_in.", "time_in.", "guidance_in.", "double_blocks.", "single_blocks.", "final_layer.")
@@ -154,6 +155,7 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     sd = _read_safetensors(p) if kind == "safetensors" else _read_torch(p)
     if not sd:
         raise WeightsError(f"--weights {p}: holds no tensors")
+    check_finite(sd, f"--weights {p}")
     return sd
 
 

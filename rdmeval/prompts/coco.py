@@ -25,7 +25,7 @@ DEFINITION_V1 = (
 def first_captions(annotation_file: Path) -> list[tuple[int, str]]:
     """(image_id, first caption) for every image with a caption, sorted by image id."""
     try:
-        data = json.loads(Path(annotation_file).read_text(encoding="utf-8"))
+        data = json.loads(Path(annotation_file).read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as exc:
         raise PromptFileError(f"{annotation_file}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
     if not isinstance(data, dict) or "annotations" not in data:

@@ -6,11 +6,13 @@ included); validation only rejects lines the official scorer could not judge.
 
 from __future__ import annotations
 
+import difflib
 import json
 from pathlib import Path
 from typing import Any
 
 from rdmeval.errors import PromptFileError
+from rdmeval.geneval_classes import GENEVAL_OBJECT_NAMES, MMDET_TO_GENEVAL_NAMES
 from rdmeval.prompts.schema import Prompt
 
 TAGS: tuple[str, ...] = ("single_object", "two_object", "counting", "colors", "position", "color_attr")
@@ -73,6 +75,15 @@ def _validate_clause(clause: Any, where: str, path: Path | str, lineno: int) -> 
         raise _fail(path, lineno, f"{where} must be an object")
     if not isinstance(clause.get("class"), str):
         raise _fail(path, lineno, f"{where}.class must be a string")
+    if clause["class"] not in GENEVAL_OBJECT_NAMES:
+        renamed = MMDET_TO_GENEVAL_NAMES.get(clause["class"].strip().lower())
+        close = [renamed] if renamed else difflib.get_close_matches(clause["class"], GENEVAL_OBJECT_NAMES, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise _fail(
+            path, lineno,
+            f"{where}.class {clause['class']!r} is not one of GenEval's 80 detector classes{hint}; "
+            "the detector can never find it, so the prompt could only be judged wrong",
+        )
     count = clause.get("count")
     if not isinstance(count, int) or isinstance(count, bool) or count < 1:
         raise _fail(path, lineno, f"{where}.count must be an integer >= 1, got {count!r}")

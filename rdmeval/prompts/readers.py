@@ -128,7 +128,7 @@ def read_prompt_file(path: Path) -> tuple[list[Prompt], str]:
     """Read any supported prompt file; returns (prompts, format)."""
     suffix = path.suffix.lower()
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # -sig: a leading UTF-8 BOM is dropped, not kept in prompt 1
     except FileNotFoundError:
         raise PromptFileError(f"{path}: no such prompt file") from None
     except UnicodeDecodeError as exc:

@@ -30,6 +30,7 @@ from PIL import Image
 from rdmeval.errors import RunStoreError
 from rdmeval.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from rdmeval.prompts.schema import Prompt
+from rdmeval.store.resume import resume_blockers
 from rdmeval.store.sharding import WorkItem
 
 MANIFEST = "manifest.json"
@@ -137,7 +138,8 @@ class RunStore:
         if _has_entries(store.root) and not store.manifest_path.exists():
             raise RunStoreError(f"{store.root} exists, is not empty and has no {MANIFEST}; choose an empty or new --out")
         if store.manifest_path.exists():
-            diffs = diff_requests(store.read_manifest().get("request", {}), request)
+            old = store.read_manifest().get("request", {})
+            diffs = resume_blockers(diff_requests(old, request), old, request)  # a moved prompt file resumes
             if not diffs:
                 store.resumed = True
                 return store

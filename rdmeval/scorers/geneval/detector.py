@@ -48,12 +48,8 @@ CHECKPOINT_SHA256_PREFIX = "c9d0c4f2"
 #: The mmdet 2.x checkpoint of the same training run: its key names do not fit mmdet 3 models.
 MMDET2_CHECKPOINT_SUFFIX = "743b7d99"
 
-#: mmdet's COCO class name -> GenEval's name (``object_names.txt`` lines 65-67).
-MMDET_TO_GENEVAL_NAMES: dict[str, str] = {
-    "mouse": "computer mouse",
-    "remote": "tv remote",
-    "keyboard": "computer keyboard",
-}
+#: mmdet's COCO class name -> GenEval's name (``object_names.txt`` lines 65-67); re-exported from the light module.
+from rdmeval.geneval_classes import MMDET_TO_GENEVAL_NAMES  # noqa: E402
 
 #: Masks are cached only for detections scoring above this (float32 ``>``). Every detection the judge
 #: can keep at a threshold >= this has its mask; the color test needs no other. Encoding all 100 masks

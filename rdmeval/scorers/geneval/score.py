@@ -65,6 +65,7 @@ from rdmeval.scorers.geneval.summary import (
 from rdmeval.distributed import torchrun_group
 from rdmeval.scorers.runs import incomplete_run_error, listing
 from rdmeval.store import RunStore, WorkItem, resolve_shard, shard_items
+from rdmeval.store.lock import RunLock
 
 SCORER = "geneval-mmdet"
 #: Bump when a change to this scorer (not to the judge options) could change a number.
@@ -389,6 +390,7 @@ def score_geneval_run(
     metas = {p: _metadata(store, p) for p in sorted({it.prompt_index for it in present})}
     rank, world = resolve_shard(shard)
     dist = torchrun_group(shard)
+    _lock = RunLock(run_dir, "score-geneval", rank, world, run_lock=dist is None or rank == 0).opened()  # one scorer per run and shard
 
     hashes: dict[Path, str] = {}
 

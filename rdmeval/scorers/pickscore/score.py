@@ -47,6 +47,7 @@ from rdmeval.scorers.pickscore.model import MAX_LENGTH, PickScorer
 from rdmeval.distributed import torchrun_group
 from rdmeval.scorers.runs import incomplete_run_error
 from rdmeval.store import RunStore, WorkItem, resolve_shard, shard_items
+from rdmeval.store.lock import RunLock
 
 SCORER = "pickscore"
 SCORER_VERSION = "1"
@@ -236,6 +237,7 @@ def score_pickscore_run(
         raise RunStoreError(f"{store.root}: no images to score (0 of {cov['expected_images']} present); run `rdmeval generate` first")
     rank, world = resolve_shard(shard)
     dist = torchrun_group(shard)
+    _lock = RunLock(store.root, "score-pickscore", rank, world, run_lock=dist is None or rank == 0).opened()  # one scorer per run and shard
     out = Path(out_dir) if out_dir is not None else default_out_dir(store.root)
     cache = EmbeddingCache(out / "cache" / scorer.fingerprint())
     if rank == 0:
