@@ -1,4 +1,4 @@
-"""The RDM distillation trainer (rdm-reference.md §C, §D.2), kept apart from evaluation.
+"""The RDM distillation trainer (docs/distill.md), kept apart from evaluation.
 
 Nothing else under ``rdmeval/`` imports this subpackage (a test walks the AST to enforce it).
 

@@ -125,7 +125,7 @@ class TrainConfig:
         return dict(zip(self.encoders, ws))
 
     def with_world_size(self, world_size: int) -> "TrainConfig":
-        """The same rollout on ``world_size`` ranks: grad_accum is recomputed (pitfall 9)."""
+        """The same rollout on ``world_size`` ranks: grad_accum is recomputed."""
         per_rank = self.batch_size * world_size
         if self.rollout_size % per_rank:
             raise ConfigError(

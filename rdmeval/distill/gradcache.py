@@ -1,7 +1,7 @@
 """GradCache: the exact gradient of a batch-coupled loss through chunked encoders (§C.1).
 
-The loss couples every pair of samples (k_gg), so plain gradient accumulation is wrong
-(pitfall 10). GradCache instead:
+The loss couples every pair of samples (k_gg), so plain gradient accumulation is wrong.
+GradCache instead:
 
 1. encodes every chunk without grad and keeps the features as leaves F;
 2. computes the loss on all features (gathered across ranks when distributed), scales it and
@@ -85,7 +85,7 @@ class _AllGatherWithGrad(torch.autograd.Function):
         ctx.rows = x.shape[0]
         if x.is_cuda:
             # NCCL runs on its own stream: without this sync the gather can read features the
-            # compute stream has not written yet, which hangs deterministically (pitfall 11).
+            # compute stream has not written yet, which hangs deterministically.
             torch.cuda.current_stream().synchronize()
         parts = [torch.empty_like(x) for _ in range(world)]
         dist.all_gather(parts, x.contiguous(), group=group)

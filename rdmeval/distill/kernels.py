@@ -1,4 +1,4 @@
-"""Gaussian-RBF kernel means on raw features (rdm-reference.md §C.2).
+"""Gaussian-RBF kernel means on raw features (docs/distill.md).
 
 All functions keep the dtype they are given (fp32 in training; fp64 in exactness tests).
 """

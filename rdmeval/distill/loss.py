@@ -43,7 +43,7 @@ def nystrom_mmd(features: Tensor, bundle: ReferenceBundle, *, gen_chunk: int = 8
 def self_normalize(raw: Tensor, eps: float = SELF_NORM_EPS) -> Tensor:
     """raw / (|raw.detach()| + eps): value ≈ sign(raw), gradient ∇raw / (|raw| + eps).
 
-    ``|·|`` keeps the descent direction when a biased estimate dips below 0 (pitfall 7).
+    ``|·|`` keeps the descent direction when a biased estimate dips below 0.
     """
     if not eps > 0:
         raise ValueError(f"self-normalisation eps must be > 0 (the reference uses 1e-7), got {eps}")

@@ -5,9 +5,9 @@ landmarks Z (M × d), weights α = K_ZZ⁻¹ μ̄ with μ̄_m = mean_r k(Z_m, r)
 cold bandwidth σ, and the constant k_rr = E[k(r, r')]. Built in fp64, stored in fp32.
 
 Differences from the reference code, on purpose: the median heuristic draws its subsample from an
-explicit seeded generator (the reference uses the unseeded global RNG, pitfall E.4.9), and k-means
+explicit seeded generator (the reference uses the unseeded global RNG,), and k-means
 reseeds empty clusters from the same seeded generator. ``k_rr`` is kept over the *first* ``krr_n``
-rows as in the released bundles (pitfall 39); pass ``krr_n >= len(pool)`` for the whole pool.
+rows as in the released bundles; pass ``krr_n >= len(pool)`` for the whole pool.
 """
 
 from __future__ import annotations
@@ -214,7 +214,7 @@ def build_reference_bundle(
 
     σ_img = sigma_scale × median heuristic over the *image* features only. Joint: β = σ_img/s_txt
     (geALLcoco: s_txt = 1 so β = σ_img; ``s_txt=None`` uses the median text distance, as the
-    baseline ``refprep run joint`` does, pitfall 40).
+    baseline ``refprep run joint`` does).
     """
     sigma_img = _fp32(sigma_scale * median_sigma(image_features, n_sub=median_n, seed=seed))
     if text_features is None:

@@ -9,7 +9,7 @@
    the loss Σ_φ w_φ·L_φ/|L_φ| is taken on the global batch, and its gradient scaled by
    1/grad_accum flows back through every chunk;
 3. average the parameter gradients over ranks (no DDP), so θ.grad = ∇L·batch_size/rollout_size
-   as in the reference (pitfall 36);
+   as in the reference;
 4. clip the gradient norm at ``grad_clip``; skip the update if the loss or the norm is not
    finite; else an AdamW step.
 
