@@ -1,4 +1,4 @@
-"""Typed, validated training configs (§C.6), replacing the reference's untyped SimpleNamespace.
+"""Typed, validated training configs, replacing the reference's untyped SimpleNamespace.
 
 Every field is read; a bad value raises ``ConfigError`` naming the field and the fix. Configs are
 frozen: derive variants with ``dataclasses.replace`` (which re-runs the validation).
@@ -156,7 +156,7 @@ CONFIGS: dict[str, TrainConfig] = {
         deterministic=True,
         toy=ToyConfig(),
     ),
-    # The headline FLUX.2 klein geALLcoco recipe (flux_geall.yaml, §C.6), as values.
+    # The headline FLUX.2 klein geALLcoco recipe (flux_geall.yaml), as values.
     "flux_geall": TrainConfig(
         name="flux_geall",
         model="flux",

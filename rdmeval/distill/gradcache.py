@@ -1,4 +1,4 @@
-"""GradCache: the exact gradient of a batch-coupled loss through chunked encoders (§C.1).
+"""GradCache: the exact gradient of a batch-coupled loss through chunked encoders.
 
 The loss couples every pair of samples (k_gg), so plain gradient accumulation is wrong.
 GradCache instead:

@@ -1,4 +1,4 @@
-"""The per-encoder Nyström MMD² and the self-normalised weighted total (§C.2).
+"""The per-encoder Nyström MMD² and the self-normalised weighted total.
 
 L_φ = k_gg − 2·k_gr + k_rr over the global batch g_1..g_N of one encoder's features:
 

@@ -1,4 +1,4 @@
-"""The frozen reference side of the objective: bandwidth, landmarks, the Nyström bundle (§D.2).
+"""The frozen reference side of the objective: bandwidth, landmarks, the Nyström bundle.
 
 A ``ReferenceBundle`` holds everything the loss needs about the reference pool R for one encoder:
 landmarks Z (M × d), weights α = K_ZZ⁻¹ μ̄ with μ̄_m = mean_r k(Z_m, r) over the whole pool, the

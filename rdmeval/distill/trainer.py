@@ -1,4 +1,4 @@
-"""The distillation loop: one fresh global rollout per step, GradCache, AdamW (§C.1).
+"""The distillation loop: one fresh global rollout per step, GradCache, AdamW.
 
 ``Trainer.train_step()`` reads top to bottom:
 
