@@ -53,6 +53,11 @@ def direct_pipe(tiny_klein):
 
     pipe = Flux2KleinPipeline.from_pretrained(tiny_klein["base"])
     pipe.set_progress_bar_config(disable=True)
+    # frozen, as rdmeval's generator holds them: trainable and frozen weights take different CPU GEMM
+    # paths, which round alike on some CPUs (AVX-512) and differently on others (MKL's AVX2 kernels)
+    for module in pipe.components.values():
+        if isinstance(module, torch.nn.Module):
+            module.requires_grad_(False)
     return pipe
 
 
@@ -88,10 +93,13 @@ def test_one_step_image_is_decode_of_z_minus_v(tiny_klein, naive):
         x0 = x0 * torch.sqrt(vae.bn.running_var.view(1, -1, 1, 1) + 1e-4) + vae.bn.running_mean.view(1, -1, 1, 1)
         x0 = x0.reshape(b, 32, 2, 2, h, w).permute(0, 1, 4, 2, 5, 3).reshape(b, 32, 2 * h, 2 * w)  # (c pi pj) h w -> c (h pi) (w pj)
         image = (vae.decode(x0).sample * 0.5 + 0.5).clamp(0, 1)
-    expected = (image * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    expected = (image * 255).permute(0, 2, 3, 1).double().numpy()
     got = naive.generate(PROMPTS, z)
     assert got.shape == (4, RES, RES, 3) and got.dtype == np.uint8
-    assert np.array_equal(got, expected)
+    # Built op by op here, so not the same kernels as the pipeline: fp32 rounding (~1e-6 relative through
+    # the tiny DiT and VAE) may differ, and a pixel whose value sits at a .5 boundary may round either way.
+    # Rounding is still pinned: truncation or an off-by-one mapping would be off by up to a whole level.
+    assert np.abs(got - expected).max() <= 0.5 + 255 * 1e-5
     assert not np.array_equal(got[0], got[2])  # same prompt, different noise: different images
 
 

@@ -76,7 +76,9 @@ def reference_output(tiny_klein, inputs):
     """The student's output computed without rdmeval's loader: diffusers-named file, plain strict load."""
     from diffusers import Flux2Transformer2DModel
 
-    model = Flux2Transformer2DModel.from_pretrained(tiny_klein["base"], subfolder="transformer").eval()
+    # frozen, as the loader leaves it: trainable and frozen weights take different CPU GEMM paths, which
+    # round alike on some CPUs (AVX-512) and differently on others (MKL's AVX2 kernels)
+    model = Flux2Transformer2DModel.from_pretrained(tiny_klein["base"], subfolder="transformer").eval().requires_grad_(False)
     base_out = model(**inputs)[0]
     sd = load_file(str(tiny_klein["student_diffusers_safetensors"]))
     model.load_state_dict({k: v.float() for k, v in sd.items()}, strict=True)
