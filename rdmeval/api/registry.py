@@ -47,6 +47,11 @@ class Registry(Generic[T]):
         self._entries[name] = target
         self._descriptions[name] = description
 
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (tests and notebooks that register a plugin for a while)."""
+        self._check(name)
+        del self._entries[name], self._descriptions[name]
+
     def names(self) -> list[str]:
         """Registered names, in registration order."""
         return list(self._entries)
