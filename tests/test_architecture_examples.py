@@ -88,3 +88,23 @@ def test_listing_scorers_imports_no_backend():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**__import__('os').environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
     assert out.stdout.strip() == "[]"
+
+
+def test_the_registered_scorers_are_scorers():
+    from rdmeval.api import ScoreResult, Scorer
+    from rdmeval.scorers.geneval.scorer import GenevalRunScorer
+    from rdmeval.scorers.pickscore.scorer import PickScoreRunScorer
+
+    class StubDetector:
+        identity = {"detector": "stub"}
+
+    class StubModel:
+        def identity(self):
+            return {"model": "stub"}
+
+    g, p = GenevalRunScorer(StubDetector(), None), PickScoreRunScorer(StubModel())
+    assert isinstance(g, Scorer) and isinstance(p, Scorer)
+    assert (g.name, p.name) == ("geneval", "pickscore") and list(SCORERS) == ["geneval", "pickscore"]
+    assert g.identity()["detector"] == {"detector": "stub"} and p.identity()["model"] == "stub"
+    assert callable(SCORERS.get("geneval")) and callable(SCORERS.get("pickscore"))
+    assert ScoreResult("x", Path("r"), True, "m").outputs == {}
