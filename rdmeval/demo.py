@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from rdmeval._assets import asset_dir
+from rdmeval.api.layout import RunRootLayout
 
 
 def run_demo(out: str | Path, *, progress: bool = False) -> dict[str, Path]:
@@ -23,12 +24,13 @@ def run_demo(out: str | Path, *, progress: bool = False) -> dict[str, Path]:
     suite = load_suite("paper-table")
     opts = smoke_options(suite, ReproduceOptions(out=out, progress=progress), out / "fixtures")
     table = reproduce(suite, opts)
-    runs = out / "runs"
-    scores = {m: runs / m / "geneval" / "scores" / "geneval" / "per_image.parquet" for m in ("student", "teacher")}
+    layout = RunRootLayout(out)
+    runs = layout.runs
+    scores = {m: layout.run(m, "geneval").per_image("geneval") for m in ("student", "teacher")}
     audit_dir = out / "audit"
     run_audit("demo-geneval", asset_dir("benchmarks") / "pools" / "demo.toml", out_dir=audit_dir,
               scores={k: v for k, v in scores.items() if v.exists()}, progress=progress)
-    return {"runs": runs, "table": table or out / "table.md", "report": out / "report" / "index.html",
+    return {"runs": runs, "table": table or layout.table, "report": layout.report / "index.html",
             "audit": audit_dir / "report.md"}
 
 

@@ -1,9 +1,10 @@
 """``rdmeval reproduce``: generate -> score -> table for every (model, benchmark) of a suite.
 
-Each step is the library function a single command would run (``generate_run``,
-``score_geneval_run``, ``score_pickscore_run``), so a reproduce run and hand-run commands write
-identical run directories. Complete runs are skipped, partial ones resumed; under torchrun every
-rank takes its share of generation and detection, and rank 0 writes the table.
+Each step is the library function a single command would run (``generate_run``, then each
+scorer the suite names, built once from the scorer registry and run with ``score_run``), so a
+reproduce run and hand-run commands write identical run directories. Complete runs are skipped,
+partial ones resumed; under torchrun every rank takes its share of generation and detection, and
+rank 0 writes the table.
 """
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ import os
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+from rdmeval.api import RunLayout, RunRootLayout, ScorerOptions
 from rdmeval.errors import RdmevalError
 from rdmeval.generation import generate_run
 from rdmeval.generators.noise import default_rng_device
 from rdmeval.generators.registry import KLEIN_BASE, GeneratorOptions, build_generator
 from rdmeval.prompts import load_prompt_set
+from rdmeval.scorers.registry import SCORERS
 from rdmeval.suites import Suite, SuiteBenchmark
 
 
@@ -49,7 +53,7 @@ class ReproduceOptions:
 
 
 def run_dir(out: Path, model: str, benchmark: str) -> Path:
-    return out / "runs" / model / benchmark
+    return RunRootLayout(out).run(model, benchmark).root
 
 
 def _rank() -> int:
@@ -71,13 +75,6 @@ def _free_memory() -> None:
             torch.cuda.empty_cache()
     except ImportError:  # pragma: no cover
         pass
-
-
-def _scored(run: Path, scorer: str) -> bool:
-    """A score is current if its summary is newer than the run's manifest (rewritten whenever images are made)."""
-    summary = run / "scores" / scorer / "summary.parquet"
-    manifest = run / "manifest.json"
-    return summary.is_file() and manifest.is_file() and summary.stat().st_mtime >= manifest.stat().st_mtime
 
 
 def _generate_all(suite: Suite, opts: ReproduceOptions) -> dict[tuple[str, str], Path]:
@@ -110,43 +107,30 @@ def _generate_all(suite: Suite, opts: ReproduceOptions) -> dict[tuple[str, str],
     return runs
 
 
+def scorer_options(opts: ReproduceOptions) -> ScorerOptions:
+    """What the scorer factories get: the device, and every scorer setting of the options by name."""
+    settings = {k: getattr(opts, k) for k in ("detector_config", "detector_checkpoint", "random_detector",
+                                              "detector_test_scale", "clip_pretrained", "pickscore_model",
+                                              "pickscore_processor")}
+    return ScorerOptions(device=opts.device, progress=opts.progress, settings=settings)
+
+
 def _score_all(suite: Suite, opts: ReproduceOptions, runs: dict[tuple[str, str], Path]) -> None:
-    need: dict[str, list[Path]] = {"geneval": [], "pickscore": []}
+    """Each scorer the suite names, built once (from the scorer registry), over every run that needs it."""
+    need: dict[str, list[Path]] = {}
     for bench in suite.benchmarks:
         for model in suite.models:
             run = runs[(model.name, bench.name)]
-            for scorer in bench.scorers:
-                if _scored(run, scorer):
-                    _log(f"{scorer} of {run}: up to date, skipped")
+            for name in bench.scorers:
+                if RunLayout(run).is_scored(name):
+                    _log(f"{name} of {run}: up to date, skipped")
                 else:
-                    need[scorer].append(run)
-    if need["geneval"]:
-        from rdmeval.scorers.geneval.colors import ClipColorClassifier
-        from rdmeval.scorers.geneval.detector import CHECKPOINT_URL, MMDetDetector
-        from rdmeval.scorers.geneval.judge import JudgeOptions
-        from rdmeval.scorers.geneval.score import score_geneval_run
-
-        detector = MMDetDetector(config=opts.detector_config,
-                                 checkpoint=None if opts.random_detector else (opts.detector_checkpoint or CHECKPOINT_URL),
-                                 random_init=opts.random_detector, device=opts.device, progress=opts.progress,
-                                 test_scale=opts.detector_test_scale)
-        color = ClipColorClassifier("ViT-L-14", None if opts.clip_pretrained == "random" else opts.clip_pretrained, device=opts.device)
-        for run in need["geneval"]:
-            _log(f"score geneval {run}")
-            result = score_geneval_run(run, detector=detector, color=color, options=JudgeOptions(),
-                                       allow_incomplete=opts.allow_incomplete, progress=opts.progress)
-            _log(result.message)
-        detector = color = None
-        _free_memory()
-    if need["pickscore"]:
-        from rdmeval.scorers.pickscore.model import PickScorer
-        from rdmeval.scorers.pickscore.score import score_pickscore_run
-
-        scorer = PickScorer.from_pretrained(opts.pickscore_model, opts.pickscore_processor, device=opts.device)
-        for run in need["pickscore"]:
-            _log(f"score pickscore {run}")
-            result = score_pickscore_run(run, scorer, allow_incomplete=opts.allow_incomplete, progress=opts.progress)
-            _log(getattr(result, "message", "") or f"pickscore written for {run}")
+                    need.setdefault(name, []).append(run)
+    for name, todo in need.items():
+        scorer = SCORERS.get(name)(scorer_options(opts))
+        for run in todo:
+            _log(f"score {name} {run}")
+            _log(scorer.score_run(run, allow_incomplete=opts.allow_incomplete, progress=opts.progress).message)
         scorer = None
         _free_memory()
 

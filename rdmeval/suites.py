@@ -7,12 +7,13 @@ from pathlib import Path
 from typing import Any
 
 from rdmeval._assets import asset_dir
+from rdmeval.api import Benchmark, Registry, SeedPolicy
 from rdmeval.errors import RdmevalError
-from rdmeval.generators.noise import SeedPolicy
 from rdmeval.generators.registry import MODELS
 from rdmeval.specs import SpecError, Where, array_of_tables, check_keys, did_you_mean, from_mapping, read_toml
+from rdmeval.scorers.registry import SCORERS
 
-SCORERS = ("geneval", "pickscore")
+__all__ = ["SCORERS", "Suite", "SuiteBenchmark", "SuiteModel", "load_suite", "suites"]
 
 
 @dataclass(frozen=True)
@@ -21,16 +22,8 @@ class SuiteModel:
     preset: str
 
 
-@dataclass(frozen=True)
-class SuiteBenchmark:
-    name: str
-    prompts: str
-    n_per_prompt: int
-    ctx_len: int
-    seed_policy: SeedPolicy
-    scorers: tuple[str, ...]
-    batch_size: int
-    params: dict[str, Any] = field(default_factory=dict)
+#: A suite's benchmark entry is the :class:`rdmeval.api.Benchmark` spec.
+SuiteBenchmark = Benchmark
 
 
 @dataclass(frozen=True)
@@ -45,6 +38,12 @@ class Suite:
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "version": self.version, "source": self.source}
+
+
+def suites() -> Registry[Path]:
+    """The suites shipped in benchmarks/, by name (``paper-table`` -> benchmarks/paper-table.toml)."""
+    return Registry.of("suite", {p.stem: p for p in sorted(asset_dir("benchmarks").glob("*.toml"))},
+                       suffix="; or pass the path of a suite TOML file")
 
 
 @dataclass(frozen=True)
@@ -101,7 +100,7 @@ def load_suite(path: str | Path) -> Suite:
     """Load and validate a suite; ``path`` may be a file or a name under benchmarks/ (e.g. 'paper-table')."""
     p = Path(path)
     if not p.exists() and not p.suffix:
-        p = asset_dir("benchmarks") / f"{path}.toml"
+        p = suites().get(str(path))
     raw = read_toml(p, missing=f"--suite {path}: no such file (suites live in benchmarks/, e.g. benchmarks/paper-table.toml)")
     top = Where(str(p))
     for key in ("models", "benchmarks"):

@@ -3,39 +3,13 @@ rdmeval/distill imports rdmeval.distill (absolute, relative or via importlib).""
 
 from __future__ import annotations
 
-import ast
-from pathlib import Path
-
-PACKAGE = Path(__file__).resolve().parents[1] / "rdmeval"
-
-
-def _module_name(path: Path) -> str:
-    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+from _imports import PACKAGE, imported_names
+from _imports import module_name as _module_name
 
 
 def distill_imports(source: str, module: str, is_package: bool = False) -> list[str]:
     """The imports of rdmeval.distill in ``source`` (the file of ``module``), as written."""
-    package = module if is_package else module.rpartition(".")[0]
-    found = []
-    for node in ast.walk(ast.parse(source)):
-        targets: list[str] = []
-        if isinstance(node, ast.Import):
-            targets = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                anchor = package.split(".")
-                anchor = anchor[: len(anchor) - (node.level - 1)]
-                base = ".".join(anchor + ([base] if base else []))
-            targets = [base] + [f"{base}.{a.name}" for a in node.names]
-        elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
-            func = node.func
-            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
-            if name in ("import_module", "__import__") and isinstance(node.args[0].value, str):
-                targets = [node.args[0].value]
-        found += [t for t in targets if t == "rdmeval.distill" or t.startswith("rdmeval.distill.")]
-    return found
+    return [t for t in imported_names(source, module, is_package) if t == "rdmeval.distill" or t.startswith("rdmeval.distill.")]
 
 
 def test_checker_catches_every_import_form():

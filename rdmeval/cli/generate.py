@@ -9,7 +9,7 @@ from rdmeval.generators.noise import SeedPolicy, default_rng_device
 from rdmeval.generators.registry import KLEIN_BASE, MODELS, GeneratorOptions, build_generator
 from rdmeval.generation import generate_run
 from rdmeval.prompts import load_prompt_set
-from rdmeval.protocol import RESOLUTION, protocol_for
+from rdmeval.protocol import DEFAULT, RESOLUTION, help_text, protocol_for
 
 EPILOG = """\
 examples:
@@ -21,9 +21,8 @@ examples:
       --prompts geneval --out runs/student/geneval            # shards across 8 GPUs
   rdmeval generate ... --shard 2/4                           # one of 4 independent processes
 
-Protocol defaults per prompt set (all recorded in manifest.json): geneval 4 images/prompt, ctx 48,
-per-sample seeds 46_000_000 + 100*idx + j; pickapic-test 1 image, ctx 232, one randn(N,...) call
-seeded 0; coco-val 1 image, ctx 48, one-call seed 0. A killed run resumes where it stopped.
+A killed run resumes where it stopped. Protocol defaults per prompt set (from the paper-table
+suite, benchmarks/paper-table.toml; all recorded in manifest.json):
 """
 
 
@@ -84,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("generate", help="render a prompt set into a run directory", epilog=EPILOG,
+    p = sub.add_parser("generate", help="render a prompt set into a run directory", epilog=EPILOG + help_text() + f"\n  {DEFAULT.note}\n",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_arguments(p)
     add_prompt_arguments(p)
@@ -96,7 +95,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r = p.add_argument_group("run")
     r.add_argument("--out", required=True, help="run directory (created; resumed if it exists with the same settings)")
     r.add_argument("--batch-size", type=int,
-                   help="images per forward pass; part of the protocol (recorded): geneval 4 (one prompt's samples, as the reference), others 16")
+                   help="images per forward pass; part of the protocol (recorded); default: the prompt set's (below)")
     r.add_argument("--shard", help="i/n: this process makes every n-th work item starting at i")
     r.add_argument("--fresh", action="store_true", help="move a run made with other settings aside and start again (with --shard or torchrun only shard/rank 0 moves it: run shard 0 first)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -6,13 +6,16 @@ Used by tests of the run store and as a smoke backend; it is registered as ``--m
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from rdmeval.generators.base import to_uint8
+
+if TYPE_CHECKING:
+    from rdmeval.generators.registry import GeneratorOptions
 
 
 class DummyGenerator:
@@ -42,3 +45,8 @@ class DummyGenerator:
         x = F.interpolate(x, size=(self.height, self.width), mode="nearest")
         x = 0.5 * x + 0.5 * tint[:, :, None, None]
         return to_uint8(x, self.uint8_mode)
+
+
+def build(options: "GeneratorOptions") -> DummyGenerator:
+    """The registry's factory (``rdmeval.generators.registry.GENERATORS["dummy"]``)."""
+    return DummyGenerator(options.height, options.width, options.uint8)

@@ -11,47 +11,17 @@ different numbers for the same seed), then moved to the model device. Recorded i
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any, Literal, Sequence
+from typing import Sequence
 
 import torch
 
+from rdmeval.api.benchmark import GENEVAL_SEED_BASE, SeedPolicy
+from rdmeval.api.layout import WorkItem
 from rdmeval.errors import RdmevalError
-from rdmeval.store.sharding import WorkItem
 
-GENEVAL_SEED_BASE = 46_000_000
+__all__ = ["GENEVAL_SEEDS", "GENEVAL_SEED_BASE", "MAX_SAMPLES_PER_PROMPT", "NoiseSource", "PICKAPIC_SEEDS", "SeedPolicy", "default_rng_device"]
+
 MAX_SAMPLES_PER_PROMPT = 100  # the per-sample formula reserves 100 seeds per prompt
-
-
-@dataclass(frozen=True)
-class SeedPolicy:
-    kind: Literal["per-sample", "one-call"]
-    base: int = GENEVAL_SEED_BASE
-    seed: int = 0
-
-    def describe(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["formula"] = (
-            f"seed = {self.base} + prompt_idx*100 + sample_idx; randn(latent_shape) per image"
-            if self.kind == "per-sample"
-            else f"one generator seeded {self.seed}; randn(N_items, *latent_shape) in one call; item k = prompt_idx*n_per_prompt + sample_idx"
-        )
-        return d
-
-    @classmethod
-    def parse(cls, text: str) -> "SeedPolicy":
-        """'per-sample' / 'per-sample:BASE' / 'one-call' / 'one-call:SEED'."""
-        kind, _, arg = text.partition(":")
-        try:
-            if kind == "per-sample":
-                return cls("per-sample", base=int(arg) if arg else GENEVAL_SEED_BASE)
-            if kind == "one-call":
-                return cls("one-call", seed=int(arg) if arg else 0)
-        except ValueError:
-            pass
-        raise RdmevalError(f"--seed-policy {text!r}: expected per-sample[:BASE] or one-call[:SEED]")
-
-
 GENEVAL_SEEDS = SeedPolicy("per-sample", base=GENEVAL_SEED_BASE)
 PICKAPIC_SEEDS = SeedPolicy("one-call", seed=0)
 

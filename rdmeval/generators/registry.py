@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Callable
 
-from rdmeval.errors import RdmevalError
-from rdmeval.generators.base import Generator
+from rdmeval.api import Generator, Registry
 from rdmeval.generators.text_encoder import DEFAULT_TEXT_LAYERS
 
 KLEIN_BASE = "black-forest-labs/FLUX.2-klein-4B"
-MODELS: dict[str, str] = {
-    "teacher": "FLUX.2 [klein]-4B, released weights, 4 steps",
-    "naive": "FLUX.2 [klein]-4B, released weights, 1 step (no distillation)",
-    "student": "FLUX.2 [klein]-4B with the RDM DiT weights (--weights), 1 step",
-    "dummy": "deterministic stand-in without weights (tests, smoke runs)",
-}
 
 
 @dataclass
@@ -39,15 +31,29 @@ class GeneratorOptions:
         return asdict(self)
 
 
+#: How a generator is registered: options in, a ready :class:`rdmeval.api.Generator` out.
+GeneratorFactory = Callable[[GeneratorOptions], Generator]
+
+
+def _klein(preset: str) -> GeneratorFactory:
+    def build(options: GeneratorOptions) -> Generator:
+        from rdmeval.generators.klein import build_preset  # diffusers loads only when a klein model is built
+
+        return build_preset(preset, options)
+
+    return build
+
+
+GENERATORS: Registry[GeneratorFactory] = Registry("model")
+GENERATORS.register("teacher", _klein("teacher"), "FLUX.2 [klein]-4B, released weights, 4 steps")
+GENERATORS.register("naive", _klein("naive"), "FLUX.2 [klein]-4B, released weights, 1 step (no distillation)")
+GENERATORS.register("student", _klein("student"), "FLUX.2 [klein]-4B with the RDM DiT weights (--weights), 1 step")
+GENERATORS.register("dummy", "rdmeval.generators.dummy:build", "deterministic stand-in without weights (tests, smoke runs)")
+
+#: Name -> description of every registered model (the CLI's --model choices).
+MODELS: dict[str, str] = {name: GENERATORS.description(name) for name in GENERATORS}
+
+
 def build_generator(model: str, options: GeneratorOptions) -> Generator:
-    if model not in MODELS:
-        close = difflib.get_close_matches(model, MODELS, n=1)
-        hint = f" Did you mean '{close[0]}'?" if close else ""
-        raise RdmevalError(f"--model {model!r} is not known.{hint} Choose one of: {', '.join(MODELS)}")
-    if model == "dummy":
-        from rdmeval.generators.dummy import DummyGenerator
-
-        return DummyGenerator(options.height, options.width, options.uint8)
-    from rdmeval.generators.klein import build_preset
-
-    return build_preset(model, options)
+    """The generator registered as ``model``, built with ``options`` (unknown names suggest the closest)."""
+    return GENERATORS.get(model)(options)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -10,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from rdmeval._assets import asset_dir
+from rdmeval.api import Registry
 from rdmeval.errors import PromptFileError, RdmevalError
 from rdmeval.io import sha256_file
 from rdmeval.prompts.coco import DEFINITION_V1, coco_val_prompts
@@ -74,15 +74,8 @@ def registry() -> dict[str, PromptSetSpec]:
 
 
 def get_spec(name: str) -> PromptSetSpec:
-    specs = registry()
-    if name not in specs:
-        close = difflib.get_close_matches(name, specs, n=1)
-        hint = f" Did you mean '{close[0]}'?" if close else ""
-        raise RdmevalError(
-            f"unknown prompt set '{name}'.{hint} Available: {', '.join(sorted(specs))}; "
-            "or pass a path to a .jsonl/.txt/.csv file."
-        )
-    return specs[name]
+    lookup = Registry.of("prompt set", registry(), suffix="; or pass a path to a .jsonl/.txt/.csv file.")
+    return lookup.get(name)
 
 
 def _looks_like_path(name_or_path: str | Path) -> bool:

@@ -24,6 +24,7 @@ import pandas as pd
 
 from rdmeval import __version__
 from rdmeval.errors import RdmevalError
+from rdmeval.api.layout import RunLayout
 from rdmeval.report.charts import Bar, pickscore_chart, task_chart
 from rdmeval.report.gallery import collect_galleries, write_thumbnails
 from rdmeval.report.html import CSS, JS, Figure, page
@@ -84,7 +85,7 @@ def _pickscore_figures(rr: RunRoot, table: ResultsTable, models: Sequence[str], 
             r = rows[(rows["_bench_key"] == bench) & (rows["_model_key"] == m)]
             if r.empty:
                 continue
-            path = Path(r["_run_dir"].iloc[0]) / "scores" / str(r["_scorer_dir"].iloc[0]) / "per_image.parquet"
+            path = RunLayout(r["_run_dir"].iloc[0]).per_image(str(r["_scorer_dir"].iloc[0]))
             if path.is_file():
                 df = pd.read_parquet(path, columns=["pickscore"])
                 scores[m] = df["pickscore"].to_numpy(dtype=float)

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 from PIL import Image, ImageDraw, ImageFont
 
 from rdmeval.errors import RdmevalError
+from rdmeval.api.layout import RunLayout
 from rdmeval.results.paired import read_geneval_images
 from rdmeval.results.table import RunRoot, scorer_family
 
@@ -96,7 +97,7 @@ def collect_galleries(rr: RunRoot, models: Sequence[str], *, max_prompts: int | 
             r = brows[brows["_model_key"] == m].iloc[0]
             run_dir = Path(r["_run_dir"])
             try:
-                df = read_geneval_images(run_dir / "scores" / str(r["_scorer_dir"]))
+                df = read_geneval_images(RunLayout(run_dir).scores(str(r["_scorer_dir"])))
             except RdmevalError as exc:
                 missing[m] = str(exc).splitlines()[0]
                 continue

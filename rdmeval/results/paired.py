@@ -9,14 +9,13 @@ independent intervals.
   the task has, with replacement, the same prompts for both runs; a task's difference is
   acc_A - acc_B on the drawn prompts, Overall's the unweighted mean of the task differences
   (the same rule as GenEval's Overall, and the resampling of ``scorers.geneval.summary.bootstrap_draws``).
-- PickScore: ``rdmeval.scorers.pickscore.compare.compare_runs`` (per-prompt means, pairs kept
+- PickScore: ``rdmeval.results.pickscore_compare.compare_runs`` (per-prompt means, pairs kept
   together), which also checks that prompt sets, prompts and scorer settings agree.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -24,11 +23,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from rdmeval.api.layout import IMAGE_PATH_PATTERN, PER_IMAGE, RunLayout, image_name
 from rdmeval.errors import RdmevalError
 
 DEFAULT_RESAMPLES = 2000
 DEFAULT_LEVEL = 0.95
-_IMAGE_PATH = re.compile(r"(\d{5})[/\\]samples[/\\](\d{4})\.png$")
 
 
 @dataclass(frozen=True)
@@ -71,7 +70,7 @@ def read_geneval_images(scores_dir: str | Path) -> pd.DataFrame:
     ``<idx:05d>/samples/<j:04d>.png`` file names).
     """
     scores_dir = Path(scores_dir)
-    parquet = scores_dir / "per_image.parquet"
+    parquet = scores_dir / PER_IMAGE
     if parquet.is_file():
         df = pd.read_parquet(parquet)
         missing = [c for c in ("prompt_index", "tag", "correct") if c not in df.columns]
@@ -84,15 +83,15 @@ def read_geneval_images(scores_dir: str | Path) -> pd.DataFrame:
                 f"no GenEval per-image results in {scores_dir} (per_image.parquet or results.jsonl); "
                 "score the run with `rdmeval score geneval RUN_DIR`"
             )
-        from rdmeval.scorers.geneval.summary import read_official_results
+        from rdmeval.results.geneval_official import read_official_results
 
         df = read_official_results(jsonl)
-        idx = df["filename"].astype(str).str.extract(_IMAGE_PATH)
+        idx = df["filename"].astype(str).str.extract(IMAGE_PATH_PATTERN)
         if idx.isna().any().any():
             bad = df.loc[idx.isna().any(axis=1), "filename"].head(3).tolist()
             raise RdmevalError(f"{jsonl}: file names {bad} do not end in <idx:05d>/samples/<j:04d>.png")
-        df = df.assign(prompt_index=idx[0].astype(int), sample_index=idx[1].astype(int),
-                       image=idx[0] + "/samples/" + idx[1] + ".png")
+        df = df.assign(prompt_index=idx[0].astype(int), sample_index=idx[1].astype(int))
+        df = df.assign(image=[image_name(p, j) for p, j in zip(df["prompt_index"], df["sample_index"])])
     df = df.copy()
     df["correct"] = df["correct"].astype(bool)
     for col, default in (("reason", ""), ("details", "{}"), ("prompt", "")):
@@ -213,8 +212,8 @@ def compare_geneval_runs(
     diffs = diff_requests(psa, psb)
     if diffs:
         raise RdmevalError(f"{run_a} and {run_b} come from different prompt sets: " + "; ".join(diffs))
-    ia = read_geneval_images(scores_a or run_a / "scores" / "geneval")
-    ib = read_geneval_images(scores_b or run_b / "scores" / "geneval")
+    ia = read_geneval_images(scores_a or RunLayout(run_a).scores("geneval"))
+    ib = read_geneval_images(scores_b or RunLayout(run_b).scores("geneval"))
     sa, sb = _geneval_setup(ia), _geneval_setup(ib)
     if sa != sb:
         raise RdmevalError(
@@ -235,7 +234,7 @@ def compare_pickscore_runs(
     level: float = DEFAULT_LEVEL,
 ) -> PairedResult:
     """The PickScore scorer's own paired comparison (``compare_runs``), as a :class:`PairedResult`."""
-    from rdmeval.scorers.pickscore.compare import compare_runs
+    from rdmeval.results.pickscore_compare import compare_runs
 
     cmp = compare_runs(run_a, run_b, n_resamples=n_resamples, seed=seed, level=level)
     p = cmp.paired

@@ -31,6 +31,7 @@ from typing import Any, Iterable, Sequence
 
 import pandas as pd
 
+from rdmeval.api.layout import RunLayout, RunRootLayout
 from rdmeval.errors import RdmevalError
 from rdmeval.prompts.geneval import TAGS
 from rdmeval.results.published import Published, PublishedValue, load_published
@@ -462,9 +463,9 @@ class RunRoot:
 
 
 def runs_dir(root: str | Path) -> Path:
-    root = Path(root)
-    if (root / "runs").is_dir():
-        return root / "runs"
+    runs = RunRootLayout(root).runs
+    if runs.is_dir():
+        return runs
     raise RdmevalError(
         f"{root} has no runs/ folder; RUN_ROOT is the folder that holds runs/<model>/<benchmark>/ "
         "(the --out of `rdmeval reproduce`)"
@@ -475,12 +476,12 @@ def read_run_root(root: str | Path) -> RunRoot:
     root = Path(root)
     base = runs_dir(root)
     frames = []
-    for path in sorted(base.glob("*/*/scores/*/summary.parquet")):
+    for path in RunRootLayout(root).summaries():
         try:
             df = read_rows([path])
         except Exception as exc:  # pyarrow raises several types for a corrupt file
             raise RdmevalError(f"{path}: cannot read the result rows ({exc}); rescore that run") from None
-        run_dir = path.parents[2]
+        run_dir = RunLayout.of_summary(path)[0].root
         df["_run_dir"] = str(run_dir)
         df["_model_key"] = run_dir.parent.name
         df["_bench_key"] = run_dir.name  # the suite's benchmark (a smoke run may use a stand-in prompt set)
@@ -489,7 +490,7 @@ def read_run_root(root: str | Path) -> RunRoot:
     rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["_run_dir", "_model_key", "_bench_key", "_scorer_dir", "model", "benchmark", "scorer"])
     runs: dict[tuple[str, str], Path] = {}
     presets: dict[str, str] = {}
-    for manifest in sorted(base.glob("*/*/manifest.json")):
+    for manifest in RunRootLayout(root).manifests():
         try:
             req = json.loads(manifest.read_text()).get("request", {})
         except (OSError, json.JSONDecodeError):
@@ -761,8 +762,8 @@ class _Builder:
                     try:
                         if col.family == "geneval":
                             results = compare_geneval_runs(ra, rb, labels=(a, b), n_resamples=n_resamples, seed=seed,
-                                                           scores_a=ra / "scores" / self._scorer_dir(a, col),
-                                                           scores_b=rb / "scores" / self._scorer_dir(b, col))
+                                                           scores_a=RunLayout(ra).scores(self._scorer_dir(a, col)),
+                                                           scores_b=RunLayout(rb).scores(self._scorer_dir(b, col)))
                         else:
                             results = [compare_pickscore_runs(ra, rb, labels=(a, b), n_resamples=n_resamples, seed=seed)]
                     except RdmevalError as exc:

@@ -1,37 +1,5 @@
-"""Percentile bootstrap pieces shared by the scorers: argument checks, prompt resampling, intervals.
+"""The bootstrap pieces now live in :mod:`rdmeval.bootstrap` (shared with the results layer); re-exported here."""
 
-Every interval in rdmeval resamples *prompts* (the unit that was sampled) with replacement from
-``numpy.random.default_rng(seed)`` and takes the ``(1 - level) / 2`` and ``(1 + level) / 2``
-quantiles of the resampled statistic.
-"""
+from rdmeval.bootstrap import check_level, check_n_resamples, percentile_interval, resample_indices
 
-from __future__ import annotations
-
-import numpy as np
-
-from rdmeval.errors import RdmevalError
-
-
-def check_n_resamples(n_resamples: object) -> int:
-    """``n_resamples`` as an int, or a clear error unless it is an integer >= 1."""
-    if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) or n_resamples < 1:
-        raise RdmevalError(f"bootstrap n_resamples must be an integer >= 1, got {n_resamples!r}")
-    return int(n_resamples)
-
-
-def check_level(level: object) -> float:
-    """``level`` as a float, or a clear error unless it is in (0, 1)."""
-    if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0.0 < float(level) < 1.0:
-        raise RdmevalError(f"bootstrap level must be in (0, 1), e.g. 0.95, got {level!r}")
-    return float(level)
-
-
-def resample_indices(rng: np.random.Generator, n: int, n_resamples: int) -> np.ndarray:
-    """``(n_resamples, n)`` indices: each row draws ``n`` of ``n`` items with replacement."""
-    return rng.integers(0, n, size=(int(n_resamples), n))
-
-
-def percentile_interval(draws: np.ndarray, level: float) -> tuple[float, float]:
-    """The central ``level`` percentile interval of the bootstrap replicates."""
-    lo, hi = np.quantile(draws, [(1.0 - level) / 2.0, (1.0 + level) / 2.0])
-    return float(lo), float(hi)
+__all__ = ["check_level", "check_n_resamples", "percentile_interval", "resample_indices"]

@@ -1,6 +1,6 @@
 """Run directories: manifest, per-prompt metadata, atomic PNGs, resume and completeness checks.
 
-Layout (GenEval's official one, used for every prompt set)::
+Layout (GenEval's official one, used for every prompt set; :class:`rdmeval.api.RunLayout` spells it)::
 
     <run>/manifest.json                 what was asked (request) + where/when it ran
     <run>/<idx:05d>/metadata.jsonl      the prompt's record (GenEval: the official dict)
@@ -27,13 +27,12 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 from PIL import Image
 
+from rdmeval.api.layout import MANIFEST, RunLayout, WorkItem
 from rdmeval.errors import RunStoreError
 from rdmeval.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from rdmeval.prompts.schema import Prompt
 from rdmeval.store.resume import resume_blockers
-from rdmeval.store.sharding import WorkItem
 
-MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
 
 
@@ -107,15 +106,19 @@ class RunStore:
     resumed: bool = field(default=False, compare=False)  # set by open_for_generation: the run existed
 
     # ----- layout -------------------------------------------------------------------------
+    @property
+    def layout(self) -> RunLayout:
+        return RunLayout(self.root)
+
     def prompt_dir(self, prompt_index: int) -> Path:
-        return self.root / f"{prompt_index:05d}"
+        return self.layout.prompt_dir(prompt_index)
 
     def image_path(self, item: WorkItem) -> Path:
-        return self.prompt_dir(item.prompt_index) / "samples" / f"{item.sample_index:04d}.png"
+        return self.layout.image(*item)
 
     @property
     def manifest_path(self) -> Path:
-        return self.root / MANIFEST
+        return self.layout.manifest
 
     # ----- manifest -------------------------------------------------------------------------
     def read_manifest(self) -> dict[str, Any]:
@@ -174,13 +177,13 @@ class RunStore:
 
     # ----- prompts and images --------------------------------------------------------------
     def write_prompt(self, prompt: Prompt) -> None:
-        path = self.prompt_dir(prompt.index) / "metadata.jsonl"
+        path = self.layout.prompt_metadata(prompt.index)
         text = json.dumps(prompt_record(prompt))
         if not path.exists() or path.read_text() != text:
             atomic_write_text(path, text)
 
     def prompt_metadata(self, prompt_index: int) -> dict[str, Any]:
-        path = self.prompt_dir(prompt_index) / "metadata.jsonl"
+        path = self.layout.prompt_metadata(prompt_index)
         try:
             return json.loads(path.read_text())
         except FileNotFoundError:

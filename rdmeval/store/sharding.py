@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import os
-from typing import NamedTuple, Sequence
+from typing import Sequence
 
+from rdmeval.api.layout import WorkItem
 from rdmeval.errors import RdmevalError
-
-
-class WorkItem(NamedTuple):
-    prompt_index: int
-    sample_index: int
 
 
 def work_items(prompt_indices: Sequence[int], n_per_prompt: int) -> list[WorkItem]:

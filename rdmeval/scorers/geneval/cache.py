@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rdmeval.api.layout import RunLayout
 from rdmeval.io import atomic_write_json, sha256_file
 from rdmeval.scorers.geneval.detections import ImageDetections, detections_from_json, detections_to_json
 
@@ -27,16 +28,20 @@ DETECTION_CACHE_FORMAT = "rdmeval.geneval.detection-cache/1"
 COLOR_CACHE_FORMAT = "rdmeval.geneval.color-cache/1"
 
 
+#: The GenEval scorer's folder under ``<run>/scores/``.
+SCORES_FOLDER = "geneval"
+
+
 def scores_dir(run_dir: str | Path) -> Path:
-    return Path(run_dir) / "scores" / "geneval"
+    return RunLayout(run_dir).scores(SCORES_FOLDER)
 
 
 def detection_path(run_dir: str | Path, prompt_index: int, sample_index: int) -> Path:
-    return scores_dir(run_dir) / "detections" / f"{prompt_index:05d}" / f"{sample_index:04d}.json"
+    return RunLayout(run_dir).cache_file(SCORES_FOLDER, "detections", prompt_index, sample_index)
 
 
 def color_path(run_dir: str | Path, prompt_index: int, sample_index: int) -> Path:
-    return scores_dir(run_dir) / "colors" / f"{prompt_index:05d}" / f"{sample_index:04d}.json"
+    return RunLayout(run_dir).cache_file(SCORES_FOLDER, "colors", prompt_index, sample_index)
 
 
 def image_sha256(path: str | Path) -> str:

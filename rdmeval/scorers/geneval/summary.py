@@ -24,13 +24,12 @@ import pandas as pd
 
 from rdmeval.errors import RdmevalError
 from rdmeval.io import atomic_write_text
+from rdmeval.results.geneval_official import REQUIRED_COLUMNS, read_official_results  # noqa: F401 (re-exported)
 from rdmeval.scorers.bootstrap import check_level, check_n_resamples, percentile_interval, resample_indices
 from rdmeval.scorers.geneval.judge import Verdict
 
 #: The columns of the official ``results.jsonl``, in the official order.
 OFFICIAL_COLUMNS: tuple[str, ...] = ("filename", "tag", "prompt", "correct", "reason", "metadata", "details")
-#: The columns the summary needs.
-REQUIRED_COLUMNS: tuple[str, ...] = ("tag", "metadata", "correct")
 
 
 @dataclass(frozen=True)
@@ -251,18 +250,3 @@ def write_official_results(rows: Iterable[Mapping[str, Any]], path: str | os.Pat
     frame = pd.DataFrame([{c: row[c] for c in OFFICIAL_COLUMNS} for row in rows], columns=list(OFFICIAL_COLUMNS))
     text = frame.to_json(orient="records", lines=True) if rows else ""
     return atomic_write_text(path, text)
-
-
-def read_official_results(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Read a ``results.jsonl`` the way the official summary script does."""
-    p = Path(path)
-    if not p.is_file():
-        raise RdmevalError(f"GenEval results file not found: {p}")
-    try:
-        df = pd.read_json(p, orient="records", lines=True)
-    except ValueError as exc:
-        raise RdmevalError(f"{p} is not a GenEval results JSONL file: {exc}") from None
-    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
-    if missing:
-        raise RdmevalError(f"{p} lacks column(s) {missing}; is it an evaluate_images.py results file?")
-    return df

@@ -8,17 +8,25 @@ that was sampled) with replacement and take percentiles of the resampled means.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 
 from rdmeval.errors import RdmevalError
-from rdmeval.scorers.bootstrap import check_level, check_n_resamples, percentile_interval, resample_indices
+from rdmeval.bootstrap import (
+    DEFAULT_LEVEL,
+    DEFAULT_RESAMPLES,
+    PairedComparison,
+    check_level,
+    check_n_resamples,
+    paired_bootstrap,
+    percentile_interval,
+    resample_indices,
+)
 
-DEFAULT_RESAMPLES = 2000
-DEFAULT_LEVEL = 0.95
+__all__ = ["DEFAULT_LEVEL", "DEFAULT_RESAMPLES", "PairedComparison", "bootstrap_ci", "mean_over_prompts",
+           "paired_bootstrap", "per_prompt_means", "pickscore_from_embeddings"]
 
 
 def pickscore_from_embeddings(img_emb: torch.Tensor, txt_emb: torch.Tensor, logit_scale: torch.Tensor | float) -> torch.Tensor:
@@ -79,75 +87,3 @@ def bootstrap_ci(
         raise RdmevalError(f"bootstrap needs a non-empty 1-D array of per-prompt values, got shape {v.shape}")
     picks = resample_indices(np.random.default_rng(seed), len(v), n_resamples)
     return percentile_interval(v[picks].mean(axis=1), level)
-
-
-@dataclass(frozen=True)
-class PairedComparison:
-    """A vs B on the same prompts: ``mean_diff`` = mean(a - b) and its paired bootstrap interval.
-
-    ``win_rate`` = (wins + ties / 2) / n, where a prompt is a win when a > b; its interval comes
-    from the same resamples as the difference's.
-    """
-
-    n: int
-    mean_a: float
-    mean_b: float
-    mean_diff: float
-    ci_low: float
-    ci_high: float
-    win_rate: float
-    win_rate_ci_low: float
-    win_rate_ci_high: float
-    wins: int
-    losses: int
-    ties: int
-    level: float
-    n_resamples: int
-    seed: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def paired_bootstrap(
-    a: Sequence[float] | np.ndarray,
-    b: Sequence[float] | np.ndarray,
-    n: int = DEFAULT_RESAMPLES,
-    seed: int = 0,
-    level: float = DEFAULT_LEVEL,
-) -> PairedComparison:
-    """Paired comparison of per-prompt scores ``a[i]`` and ``b[i]`` (same prompt i in both).
-
-    Resamples prompts (pairs kept together) ``n`` times with replacement; the interval of the mean
-    difference and of the win rate are percentiles over those resamples.
-    """
-    n, level = check_n_resamples(n), check_level(level)
-    x = np.asarray(a, dtype=np.float64)
-    y = np.asarray(b, dtype=np.float64)
-    if x.ndim != 1 or x.shape != y.shape or len(x) == 0:
-        raise RdmevalError("paired bootstrap needs two non-empty 1-D arrays of equal length (one value per prompt), "
-                           f"got {x.shape} and {y.shape}")
-    if not (np.isfinite(x).all() and np.isfinite(y).all()):
-        raise RdmevalError("paired bootstrap got NaN or infinite scores; check the per-prompt rows")
-    diff = x - y
-    win = (diff > 0).astype(np.float64) + 0.5 * (diff == 0)
-    picks = resample_indices(np.random.default_rng(seed), len(diff), n)
-    lo, hi = percentile_interval(diff[picks].mean(axis=1), level)
-    wlo, whi = percentile_interval(win[picks].mean(axis=1), level)
-    return PairedComparison(
-        n=len(diff),
-        mean_a=float(x.mean()),
-        mean_b=float(y.mean()),
-        mean_diff=float(diff.mean()),
-        ci_low=lo,
-        ci_high=hi,
-        win_rate=float(win.mean()),
-        win_rate_ci_low=wlo,
-        win_rate_ci_high=whi,
-        wins=int((diff > 0).sum()),
-        losses=int((diff < 0).sum()),
-        ties=int((diff == 0).sum()),
-        level=level,
-        n_resamples=n,
-        seed=int(seed),
-    )

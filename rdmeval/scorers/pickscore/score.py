@@ -32,6 +32,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from rdmeval.api.layout import PER_IMAGE, PER_PROMPT, SUMMARY, RunLayout
 from rdmeval.errors import RunStoreError
 from rdmeval.io import atomic_write_bytes, atomic_write_json
 from rdmeval.results.rows import provenance_from_run, write_rows
@@ -51,11 +52,10 @@ from rdmeval.store.lock import RunLock
 
 SCORER = "pickscore"
 SCORER_VERSION = "1"
-SCORES_SUBDIR = Path("scores") / SCORER
 
 
 def default_out_dir(run_dir: str | os.PathLike[str]) -> Path:
-    return Path(run_dir) / SCORES_SUBDIR
+    return RunLayout(run_dir).scores(SCORER)
 
 
 def item_key(item: WorkItem) -> str:
@@ -182,6 +182,15 @@ class PickScoreRunResult:
     pending_images: int = 0
     note: str = ""
 
+    @property
+    def message(self) -> str:
+        """One line: the score, or what is still missing."""
+        done = f"{self.embedded_images} images embedded now, {self.reused_images} from the cache"
+        if not self.aggregated:
+            return f"pickscore shard {self.rank}/{self.world_size}: {done}; " + (
+                self.note or f"{self.pending_images} images still lack an embedding")
+        return f"pickscore {self.value:.4f} over {self.n_prompts} prompts ({done})"
+
     def line(self) -> str:
         head = (f"{self.run_dir}: pickscore shard {self.rank}/{self.world_size}: {self.embedded_images} images embedded, "
                 f"{self.reused_images} reused from the cache [{self.seconds:.1f}s]")
@@ -250,7 +259,7 @@ def score_pickscore_run(
     for idx in prompt_ids:
         meta = store.prompt_metadata(idx)
         if not isinstance(meta.get("prompt"), str):
-            raise RunStoreError(f"{store.prompt_dir(idx) / 'metadata.jsonl'}: no 'prompt' string; regenerate the run's metadata")
+            raise RunStoreError(f"{store.layout.prompt_metadata(idx)}: no 'prompt' string; regenerate the run's metadata")
         texts[idx] = meta["prompt"]
     text_sha = {idx: _sha(t.encode("utf-8")) for idx, t in texts.items()}
     cached_texts = cache.load_texts()
@@ -364,10 +373,10 @@ def _aggregate(store: RunStore, manifest: dict[str, Any], scorer: PickScorer, co
         "scorer_fingerprint": scorer.fingerprint(),
         "scorer_identity": json.dumps(scorer.identity(), sort_keys=True, default=str),
     })
-    for name, df in (("per_image", per_image), ("per_prompt", per_prompt)):
+    for name, df in ((PER_IMAGE, per_image), (PER_PROMPT, per_prompt)):
         buf = io.BytesIO()
         df.to_parquet(buf, index=False)
-        atomic_write_bytes(out / f"{name}.parquet", buf.getvalue())
+        atomic_write_bytes(out / name, buf.getvalue())
     row = {
         **prov,
         "protocol": json.dumps(protocol, sort_keys=True, default=str),
@@ -385,7 +394,7 @@ def _aggregate(store: RunStore, manifest: dict[str, Any], scorer: PickScorer, co
         "higher_is_better": True,
         "n_truncated": n_truncated,
     }
-    write_rows([row], out / "summary.parquet")
+    write_rows([row], out / SUMMARY)
     result.aggregated = True
     result.value, result.ci = value, ci
     result.n_images, result.n_prompts, result.n_truncated = len(present), len(prompts), n_truncated
