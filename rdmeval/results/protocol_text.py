@@ -14,16 +14,6 @@ import pandas as pd
 from rdmeval.results.table_model import _int
 
 
-def _loads(text: Any) -> dict[str, Any]:
-    if isinstance(text, dict):
-        return text
-    try:
-        v = json.loads(text) if isinstance(text, str) and text else {}
-    except json.JSONDecodeError:
-        return {}
-    return v if isinstance(v, dict) else {}
-
-
 def _find_key(d: Any, key: str) -> Any:
     """The first value of ``key`` in a nested dict (depth first)."""
     if isinstance(d, dict):
@@ -52,7 +42,7 @@ def _compact(d: Any, keys: Iterable[str] | None = None) -> str:
 
 def _setting(key: str, row: pd.Series) -> str:
     """One protocol setting of one result row, as text ('' when the row does not record it)."""
-    p = _loads(row.get("protocol"))
+    p = row.get("protocol") or {}  # a dict: rows.read_rows decodes the nested fields
     model = p.get("model", {}) if isinstance(p.get("model"), dict) else {}
     if key == "prompt set":
         n = _int(row.get("n_prompts"))
@@ -102,7 +92,7 @@ def _setting(key: str, row: pd.Series) -> str:
         libs = _find_key(p, "scorer_versions")
         return _compact(libs) if isinstance(libs, dict) else ""
     if key == "generation_libs":
-        v = _loads(row.get("versions"))
+        v = row.get("versions") or {}
         return _compact(v, ("torch", "diffusers", "transformers")) if v else ""
     if key == "bootstrap":
         b = _find_key(p, "bootstrap")

@@ -26,7 +26,7 @@ from rdmeval.results.columns import (
     scorer_family,
     table_models,
 )
-from rdmeval.results.protocol_text import _find_key, _loads, _setting
+from rdmeval.results.protocol_text import _find_key, _setting
 from rdmeval.results.published import Published, PublishedValue, load_published
 from rdmeval.results.runroot import RunRoot, read_run_root
 from rdmeval.results.table_model import (
@@ -199,8 +199,8 @@ class _Builder:
 
     def _level_text(self) -> str:
         levels = set()
-        for p in self.rows.get("protocol", pd.Series(dtype=object)).dropna().unique():
-            lvl = _find_key(_loads(p), "level")
+        for p in self.rows.get("protocol", pd.Series(dtype=object)):  # dicts (rows.read_rows decodes them)
+            lvl = _find_key(p, "level")
             if isinstance(lvl, (int, float)):
                 levels.add(float(lvl))
         return " / ".join(f"{int(round(v * 100))}%" for v in sorted(levels)) + " " if levels else ""

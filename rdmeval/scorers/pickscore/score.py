@@ -334,7 +334,7 @@ def _aggregate(store: RunStore, manifest: dict[str, Any], scorer: PickScorer, co
                       "resampling": "prompts, with replacement"},
         "device": str(scorer.device),
     }
-    protocol = json.loads(prov["protocol"])
+    protocol = dict(prov["protocol"])
     protocol["scorer"] = scorer_info
     base = {k: prov[k] for k in ("run_id", "model", "benchmark", "benchmark_version", "benchmark_sha256")}
     base.update(scorer=SCORER, scorer_version=SCORER_VERSION)
@@ -368,7 +368,7 @@ def _aggregate(store: RunStore, manifest: dict[str, Any], scorer: PickScorer, co
         atomic_write_bytes(out / f"{name}.parquet", buf.getvalue())
     row = {
         **prov,
-        "protocol": json.dumps(protocol, sort_keys=True, default=str),
+        "protocol": protocol,
         "scorer": SCORER,
         "scorer_version": SCORER_VERSION,
         "category": "all",
