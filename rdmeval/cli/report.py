@@ -19,6 +19,8 @@ by task. The folder is self-contained (relative links, no CDN) and is replaced a
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from rdmeval.cli.bootstrap_args import add_bootstrap_args
+
     p = sub.add_parser("report", help="static HTML report: table, charts, GenEval gallery",
                        description=__doc__, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run_root", metavar="RUN_ROOT", help="folder holding runs/<model>/<benchmark>/ (the --out of reproduce)")
@@ -27,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-prompts", type=int, help="gallery: at most N prompts per benchmark (failures first)")
     p.add_argument("--no-gallery", action="store_true", help="leave the gallery out")
     p.add_argument("--title", default="rdmeval report", help="page title")
-    p.add_argument("--n-resamples", type=int, default=2000, help="paired bootstrap resamples of the table (default 2000)")
+    add_bootstrap_args(p, what="paired bootstrap of the table")
     p.add_argument("--workers", type=int, default=4, help="threads drawing thumbnails (default 4)")
     p.set_defaults(func=run)
 
@@ -36,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from rdmeval.report import build_report
 
     result = build_report(args.run_root, args.out, thumb_size=args.thumb_size, max_prompts=args.max_prompts,
-                          gallery=not args.no_gallery, title=args.title, n_resamples=args.n_resamples,
+                          gallery=not args.no_gallery, title=args.title, n_resamples=args.n_resamples, seed=args.seed,
                           workers=args.workers)
     print(result.line())
     return 0

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from rdmeval import __version__
+from rdmeval.bootstrap import N_RESAMPLES, SEED
 from rdmeval.errors import RdmevalError
 from rdmeval.report.charts import Bar, pickscore_chart, task_chart
 from rdmeval.report.gallery import collect_galleries, write_thumbnails
@@ -134,8 +135,8 @@ def build_report(
     thumb_size: int = DEFAULT_THUMB,
     max_prompts: int | None = None,
     gallery: bool = True,
-    n_resamples: int = 2000,
-    seed: int = 0,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = SEED,
     title: str = "rdmeval report",
     workers: int = 4,
 ) -> ReportResult:

@@ -13,6 +13,7 @@ from typing import Sequence
 
 import pandas as pd
 
+from rdmeval.bootstrap import N_RESAMPLES, SEED
 from rdmeval.errors import RdmevalError
 from rdmeval.prompts.geneval import TAGS
 from rdmeval.results.columns import (
@@ -375,8 +376,8 @@ def build_table(
     published: Published | None = None,
     models: Sequence[str] | None = None,
     pairs: Sequence[tuple[str, str]] = (("student", "teacher"),),
-    n_resamples: int = 2000,
-    seed: int = 0,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = SEED,
 ) -> ResultsTable:
     """The full table of a run root (see the module docstring).
 

@@ -38,7 +38,7 @@ from rdmeval.errors import RdmevalError, RunStoreError
 from rdmeval.io import atomic_write_bytes, atomic_write_text
 from rdmeval.prompts.geneval import COLORS, is_geneval_record
 from rdmeval.results import NESTED_COLUMNS, nested_to_text, provenance_from_run, write_rows
-from rdmeval.scorers.bootstrap import check_level, check_n_resamples
+from rdmeval.bootstrap import GENEVAL_N_RESAMPLES, LEVEL, SEED, check_level, check_n_resamples
 from rdmeval.scorers.geneval.cache import (
     CachedDetections,
     ColorCache,
@@ -354,9 +354,9 @@ def score_geneval_run(
     shard: str | None = None,
     progress: bool = True,
     batch_size: int = 8,
-    n_resamples: int = 1000,
-    seed: int = 0,
-    level: float = 0.95,
+    n_resamples: int = GENEVAL_N_RESAMPLES,
+    seed: int = SEED,
+    level: float = LEVEL,
 ) -> GenevalScoreResult:
     """Detect (unless ``rejudge``), classify colors and judge a GenEval run; write the outputs.
 

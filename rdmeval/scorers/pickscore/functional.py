@@ -1,9 +1,9 @@
 """PickScore arithmetic, free of models and files: the score, its aggregate, and bootstrap intervals.
 
-Protocol (../shared/docs/protocol.md section 7): score per (image, prompt) =
+Protocol (docs/protocol.md and docs/pickscore.md): score per (image, prompt) =
 ``exp(logit_scale) * cos(image_embeds, text_embeds)`` on the projected embeddings, L2-normalized,
 no softmax; the reported number is the mean over prompts. Intervals resample prompts (the unit
-that was sampled) with replacement and take percentiles of the resampled means.
+that was sampled) with replacement and take percentiles of the resampled means (:mod:`rdmeval.bootstrap`).
 """
 
 from __future__ import annotations
@@ -15,10 +15,7 @@ import numpy as np
 import torch
 
 from rdmeval.errors import RdmevalError
-from rdmeval.scorers.bootstrap import check_level, check_n_resamples, percentile_interval, resample_indices
-
-DEFAULT_RESAMPLES = 2000
-DEFAULT_LEVEL = 0.95
+from rdmeval.bootstrap import LEVEL, N_RESAMPLES, SEED, check_level, check_n_resamples, percentile_interval, resample_indices
 
 
 def pickscore_from_embeddings(img_emb: torch.Tensor, txt_emb: torch.Tensor, logit_scale: torch.Tensor | float) -> torch.Tensor:
@@ -64,9 +61,9 @@ def mean_over_prompts(scores: Sequence[float] | np.ndarray, prompt_index: Sequen
 
 def bootstrap_ci(
     values: Sequence[float] | np.ndarray,
-    n_resamples: int = DEFAULT_RESAMPLES,
-    seed: int = 0,
-    level: float = DEFAULT_LEVEL,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = SEED,
+    level: float = LEVEL,
 ) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean of ``values`` (one value per prompt).
 
@@ -112,16 +109,16 @@ class PairedComparison:
 def paired_bootstrap(
     a: Sequence[float] | np.ndarray,
     b: Sequence[float] | np.ndarray,
-    n: int = DEFAULT_RESAMPLES,
-    seed: int = 0,
-    level: float = DEFAULT_LEVEL,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = SEED,
+    level: float = LEVEL,
 ) -> PairedComparison:
     """Paired comparison of per-prompt scores ``a[i]`` and ``b[i]`` (same prompt i in both).
 
-    Resamples prompts (pairs kept together) ``n`` times with replacement; the interval of the mean
+    Resamples prompts (pairs kept together) ``n_resamples`` times with replacement; the interval of the mean
     difference and of the win rate are percentiles over those resamples.
     """
-    n, level = check_n_resamples(n), check_level(level)
+    n_resamples, level = check_n_resamples(n_resamples), check_level(level)
     x = np.asarray(a, dtype=np.float64)
     y = np.asarray(b, dtype=np.float64)
     if x.ndim != 1 or x.shape != y.shape or len(x) == 0:
@@ -131,7 +128,7 @@ def paired_bootstrap(
         raise RdmevalError("paired bootstrap got NaN or infinite scores; check the per-prompt rows")
     diff = x - y
     win = (diff > 0).astype(np.float64) + 0.5 * (diff == 0)
-    picks = resample_indices(np.random.default_rng(seed), len(diff), n)
+    picks = resample_indices(np.random.default_rng(seed), len(diff), n_resamples)
     lo, hi = percentile_interval(diff[picks].mean(axis=1), level)
     wlo, whi = percentile_interval(win[picks].mean(axis=1), level)
     return PairedComparison(
@@ -148,6 +145,6 @@ def paired_bootstrap(
         losses=int((diff < 0).sum()),
         ties=int((diff == 0).sum()),
         level=level,
-        n_resamples=n,
+        n_resamples=n_resamples,
         seed=int(seed),
     )

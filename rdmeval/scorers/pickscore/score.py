@@ -35,10 +35,8 @@ from tqdm.auto import tqdm
 from rdmeval.errors import RunStoreError
 from rdmeval.io import atomic_write_bytes, atomic_write_json
 from rdmeval.results.rows import provenance_from_run, write_rows
-from rdmeval.scorers.bootstrap import check_level, check_n_resamples
+from rdmeval.bootstrap import LEVEL, N_RESAMPLES, SEED, check_level, check_n_resamples
 from rdmeval.scorers.pickscore.functional import (
-    DEFAULT_LEVEL,
-    DEFAULT_RESAMPLES,
     bootstrap_ci,
     per_prompt_means,
     pickscore_from_embeddings,
@@ -172,7 +170,7 @@ class PickScoreRunResult:
     aggregated: bool
     value: float | None = None
     ci: tuple[float, float] | None = None
-    level: float = DEFAULT_LEVEL
+    level: float = LEVEL
     n_images: int = 0
     n_prompts: int = 0
     n_truncated: int = 0
@@ -214,9 +212,9 @@ def score_pickscore_run(
     out_dir: str | os.PathLike[str] | None = None,
     num_workers: int = 0,
     progress: bool = True,
-    n_resamples: int = DEFAULT_RESAMPLES,
-    seed: int = 0,
-    level: float = DEFAULT_LEVEL,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = SEED,
+    level: float = LEVEL,
     run_id: str | None = None,
 ) -> PickScoreRunResult:
     """Embed the run's images and prompts (reusing cached embeddings), then write per-image,
