@@ -7,6 +7,7 @@ import json
 import pandas as pd
 
 from rdmeval.cli.main import main
+from rdmeval.results.table import ResultsTable
 
 
 def test_demo_runs_every_stage(tmp_path, capsys):
@@ -28,4 +29,8 @@ def test_demo_runs_every_stage(tmp_path, capsys):
     assert json.loads((out / "runs" / "student" / "geneval" / "manifest.json").read_text())["request"]["model"]["weights"]
     table = (out / "table.md").read_text()
     assert "0.8258" in table  # the published student GenEval sits beside the reproduced cell
+    # the table is computed once: table.md and the report are renderings of the saved table.json
+    saved = ResultsTable.from_json((out / "table.json").read_text())
+    assert saved.render("md") == table
+    assert ResultsTable.from_json((out / "report" / "table.json").read_text()) == saved
     assert (out / "audit" / "audit.json").exists()

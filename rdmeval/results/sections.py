@@ -365,7 +365,7 @@ class _Builder:
         notes = ["Read from the protocol field of each result row (what the run manifests and scorers recorded). "
                  "A setting that differs between models is listed per model.",
                  "The card states no ctx_len, seeds or COCO-val definition for its numbers; rdmeval's choices are "
-                 "those above (shared/docs/protocol.md)."]
+                 "those above (docs/protocol.md)."]
         return Section("protocol", "Protocol", "setting", [k for k, _ in settings], [l for _, l in settings],
                        [c.key for c in cols], [c.label for c in cols], cells, notes)
 

@@ -25,7 +25,8 @@ This module is the public face of the table; the work is split by job:
 - :mod:`rdmeval.results.runroot`: the run-root reader (result rows and run directories);
 - :mod:`rdmeval.results.columns`: the card's models and columns;
 - :mod:`rdmeval.results.sections`: the section builder (:func:`build_table`);
-- :mod:`rdmeval.results.protocol_text`: the protocol section's text.
+- :mod:`rdmeval.results.protocol_text`: the protocol section's text;
+- :mod:`rdmeval.results.saved`: the table saved once by ``reproduce`` (``table.json``) and read by the report.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from rdmeval.results.columns import (
     table_models,
 )
 from rdmeval.results.runroot import RunRoot, read_run_root, runs_dir
+from rdmeval.results.saved import TABLE_JSON, load_saved_table, save_table
 from rdmeval.results.sections import build_table
 from rdmeval.results.table_model import (
     INCOMPLETE,
@@ -68,5 +70,6 @@ __all__ = [
     "CARD_COLUMNS", "CARD_MODELS", "FAMILY_CELL", "FAMILY_LABELS", "FULL_PROMPTS", "MODEL_LABELS", "ColumnSpec",
     "scorer_family", "table_models", "RunRoot", "read_run_root", "runs_dir", "build_table", "INCOMPLETE", "NO_ROW",
     "NOT_RUN", "NOT_SCORED", "OK", "SHOWN", "STANDIN", "STATUSES", "SUBSET", "TABLE_FORMAT", "TABLE_VERSION", "TEXT",
-    "UNAVAILABLE", "Cell", "ResultsTable", "Section", "fmt_number", "latex_escape",
+    "UNAVAILABLE", "Cell", "ResultsTable", "Section", "fmt_number", "latex_escape", "TABLE_JSON", "load_saved_table",
+    "save_table",
 ]
