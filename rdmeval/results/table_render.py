@@ -123,28 +123,33 @@ def from_csv(text: str) -> ResultsTable:
 
 
 def to_markdown(table: ResultsTable) -> str:
-    out = [f"# Results: {table.run_root}", "",
-           f"Reproduced values from the scorers' result rows; published values from results/published.toml (version {table.published_version}).", ""]
+    """GitHub-flavoured Markdown; every text that is not fixed here (model, benchmark and scorer names,
+    run paths, settings, notes) is escaped by :func:`md_escape`, so it prints as itself."""
+    out = [f"# Results: {md_escape(table.run_root)}", "",
+           "Reproduced values from the scorers' result rows; published values from results/published.toml "
+           f"(version {md_escape(table.published_version)}).", ""]
     for s in table.sections:
-        out += [f"## {s.title}", ""]
+        out += [f"## {md_escape(s.title)}", ""]
         if s.row_keys:
             header = s.header()
-            out.append("| " + " | ".join(_md_escape(h) for h in header) + " |")
+            out.append("| " + " | ".join(md_escape(h) for h in header) + " |")
             out.append("|" + "|".join(["---"] + ["--:"] * (len(header) - 1)) + "|")
             for line in s.body():
-                out.append("| " + " | ".join(_md_escape(x) for x in line) + " |")
+                out.append("| " + " | ".join(md_escape(x) for x in line) + " |")
             out.append("")
-        out += [f"- {_md_escape_text(n)}" for n in s.notes]
+        out += [f"- {md_escape(n)}" for n in s.notes]
         out.append("")
     return "\n".join(out).rstrip("\n") + "\n"
 
 
-def _md_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+#: Characters with a meaning in Markdown text or a GFM table cell: a backslash before any of them
+#: prints the character itself (CommonMark backslash escapes), and the rendered table reads the same.
+_MD_SPECIAL = frozenset("\\`*_[]<>|~&")
 
 
-def _md_escape_text(text: str) -> str:
-    return text.replace("\n", " ")
+def md_escape(text: str) -> str:
+    """``text`` as literal Markdown inline text on one line (emphasis, links, HTML, cell bars escaped)."""
+    return "".join("\\" + ch if ch in _MD_SPECIAL else " " if ch in "\r\n" else ch for ch in str(text))
 
 
 _LATEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
