@@ -141,6 +141,7 @@ def test_report_shows_the_saved_table_and_recomputes_only_when_asked(smoke_root,
     """The report reads RUN_ROOT/table.json (what reproduce saved): a doctored value there is what the
     report shows, in its page and in its table files; --recompute (or no table.json) rebuilds it."""
     from rdmeval.results.table import ResultsTable, build_table, save_table
+    from rdmeval.results.table_render import md_escape
 
     root = make_suite_layout_root(smoke_root, tmp_path / "root")
     save_table(build_table(root, n_resamples=50), root)
@@ -156,7 +157,7 @@ def test_report_shows_the_saved_table_and_recomputes_only_when_asked(smoke_root,
     assert main(["report", str(root), "--out", str(tmp_path / "rep"), "--no-gallery"]) == 0
     assert f"table read from {root / 'table.json'}" in capsys.readouterr().out
     assert doctored in (tmp_path / "rep" / "index.html").read_text()
-    assert doctored in (tmp_path / "rep" / "table.md").read_text()
+    assert md_escape(doctored) in (tmp_path / "rep" / "table.md").read_text()
     shown = ResultsTable.from_json((tmp_path / "rep" / "table.json").read_text())
     assert shown == ResultsTable.from_json((root / "table.json").read_text())  # the report's table is the saved one
 
