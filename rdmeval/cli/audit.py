@@ -172,6 +172,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     ru = p.add_argument_group("run")
     ru.add_argument("--workers", type=int, default=1, help="worker processes for the text levels (default 1)")
     ru.add_argument("--max-examples", type=int, default=5, help="matching pool rows kept per prompt and level (default 5)")
-    add_bootstrap_args(ru, what="bootstrap (clean/dirty split)")
+    add_bootstrap_args(ru, what="bootstrap of the clean/dirty split")
     ru.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar (default: when stderr is a terminal)")
     p.set_defaults(func=run)

@@ -23,5 +23,5 @@ def add_bootstrap_args(group: argparse._ActionsContainer, *, what: str = "bootst
     ``what`` names the intervals in the help text (e.g. "paired bootstrap").
     """
     group.add_argument("--n-resamples", type=_n_resamples, default=default, metavar="N",
-                       help=f"{what} resamples (default {default})")
-    group.add_argument("--seed", type=int, default=SEED, help=f"{what} seed (default {SEED})")
+                       help=f"{what}: resamples (default {default})")
+    group.add_argument("--seed", type=int, default=SEED, help=f"{what}: seed (default {SEED})")

@@ -76,7 +76,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--rejudge", action="store_true", help="judge from the cached detections without running the detector")
     r.add_argument("--allow-incomplete", action="store_true", help="score a run with missing prompt folders/images (coverage reported)")
     r.add_argument("--shard", help="i/n: detect every n-th image starting at i (judging happens once all are detected)")
-    add_bootstrap_args(r, what="bootstrap (confidence intervals)", default=GENEVAL_N_RESAMPLES)
+    add_bootstrap_args(r, what="bootstrap confidence intervals", default=GENEVAL_N_RESAMPLES)
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
