@@ -1,10 +1,13 @@
-"""Percentile bootstrap over prompts: argument checks, resampling, intervals, paired comparisons.
+"""The one percentile bootstrap of rdmeval: defaults, argument checks, prompt resampling, intervals.
 
-Shared by the scorers and the results layer (so neither imports the other for it).
+Every interval rdmeval reports (GenEval and PickScore scores, paired comparisons of two runs, the
+contamination audit's clean/dirty split) resamples *prompts* (the unit that was sampled) with
+replacement from ``numpy.random.default_rng(seed)`` and takes the ``(1 - level) / 2`` and
+``(1 + level) / 2`` quantiles of the resampled statistic. The arguments are named ``n_resamples``,
+``level`` and ``seed`` everywhere, and the command line spells them ``--n-resamples`` and ``--seed``.
 
-Every interval in rdmeval resamples *prompts* (the unit that was sampled) with replacement from
-``numpy.random.default_rng(seed)`` and takes the ``(1 - level) / 2`` and ``(1 + level) / 2``
-quantiles of the resampled statistic.
+This module sits at the top of the package (not under ``scorers/`` or ``results/``) so that the
+scorers, the results layer and the contamination audit all import it without importing each other.
 """
 
 from __future__ import annotations
@@ -16,8 +19,17 @@ import numpy as np
 
 from rdmeval.errors import RdmevalError
 
-DEFAULT_RESAMPLES = 2000
-DEFAULT_LEVEL = 0.95
+#: Resamples of every interval unless a caller asks for another number (PickScore, paired
+#: comparisons, the table, the report, the contamination split).
+N_RESAMPLES = 2000
+#: Resamples of the GenEval scorer's own intervals (``rdmeval score geneval``, ``reproduce``). It has
+#: always been 1000; the intervals already recorded in result rows (and the demo's) use it, and
+#: changing it would change every GenEval interval, so it stays.
+GENEVAL_N_RESAMPLES = 1000
+#: Central coverage of every interval.
+LEVEL = 0.95
+#: Seed of ``numpy.random.default_rng`` for every bootstrap.
+SEED = 0
 
 
 def check_n_resamples(n_resamples: object) -> int:
@@ -29,7 +41,7 @@ def check_n_resamples(n_resamples: object) -> int:
 
 def check_level(level: object) -> float:
     """``level`` as a float, or a clear error unless it is in (0, 1)."""
-    if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0.0 < float(level) < 1.0:
+    if isinstance(level, bool) or not isinstance(level, (int, float, np.floating)) or not 0.0 < float(level) < 1.0:
         raise RdmevalError(f"bootstrap level must be in (0, 1), e.g. 0.95, got {level!r}")
     return float(level)
 
@@ -76,16 +88,16 @@ class PairedComparison:
 def paired_bootstrap(
     a: Sequence[float] | np.ndarray,
     b: Sequence[float] | np.ndarray,
-    n: int = DEFAULT_RESAMPLES,
-    seed: int = 0,
-    level: float = DEFAULT_LEVEL,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = SEED,
+    level: float = LEVEL,
 ) -> PairedComparison:
     """Paired comparison of per-prompt scores ``a[i]`` and ``b[i]`` (same prompt i in both).
 
-    Resamples prompts (pairs kept together) ``n`` times with replacement; the interval of the mean
+    Resamples prompts (pairs kept together) ``n_resamples`` times with replacement; the interval of the mean
     difference and of the win rate are percentiles over those resamples.
     """
-    n, level = check_n_resamples(n), check_level(level)
+    n_resamples, level = check_n_resamples(n_resamples), check_level(level)
     x = np.asarray(a, dtype=np.float64)
     y = np.asarray(b, dtype=np.float64)
     if x.ndim != 1 or x.shape != y.shape or len(x) == 0:
@@ -95,7 +107,7 @@ def paired_bootstrap(
         raise RdmevalError("paired bootstrap got NaN or infinite scores; check the per-prompt rows")
     diff = x - y
     win = (diff > 0).astype(np.float64) + 0.5 * (diff == 0)
-    picks = resample_indices(np.random.default_rng(seed), len(diff), n)
+    picks = resample_indices(np.random.default_rng(seed), len(diff), n_resamples)
     lo, hi = percentile_interval(diff[picks].mean(axis=1), level)
     wlo, whi = percentile_interval(win[picks].mean(axis=1), level)
     return PairedComparison(
@@ -112,6 +124,6 @@ def paired_bootstrap(
         losses=int((diff < 0).sum()),
         ties=int((diff == 0).sum()),
         level=level,
-        n_resamples=n,
+        n_resamples=n_resamples,
         seed=int(seed),
     )

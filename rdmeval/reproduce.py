@@ -136,7 +136,7 @@ def _score_all(suite: Suite, opts: ReproduceOptions, runs: dict[tuple[str, str],
 
 
 def reproduce(suite: Suite, opts: ReproduceOptions) -> Path | None:
-    """Run the whole suite, then write OUT/table.md and OUT/report/; returns the table path (rank 0) or None."""
+    """Run the whole suite, then write OUT/table.json, OUT/table.md and OUT/report/; returns the table.md path (rank 0) or None."""
     t0 = time.time()
     if opts.weights is None and any(m.preset == "student" for m in suite.models):
         raise RdmevalError(f"suite {suite.name} has a student model: pass --weights STUDENT (model.safetensors or the .pth)")
@@ -144,11 +144,9 @@ def reproduce(suite: Suite, opts: ReproduceOptions) -> Path | None:
     _score_all(suite, opts, runs)
     if _rank() != 0:
         return None
-    from rdmeval.io import atomic_write_text
-    from rdmeval.results.table import build_table
+    from rdmeval.results.table import build_table, save_table
 
-    table = opts.out / "table.md"
-    atomic_write_text(table, build_table(opts.out).render("md"))
+    table = save_table(build_table(opts.out), opts.out)  # OUT/table.json + OUT/table.md; the report reads table.json
     from rdmeval.report import build_report
 
     _log(build_report(opts.out, opts.out / "report").line())

@@ -42,7 +42,7 @@ def test_audit_cli_end_to_end(files, tmp_path, capsys):
         "--set", f"geneval-x32.path={geneval}",
         "--levels", "exact,normalized,structure", "--null", "templates:seed=3,n=20", "--geneval-file", str(geneval),
         "--scores", f"student={scores['student']}", "--scores", f"teacher={scores['teacher']}",
-        "--n-boot", "200", "--out", str(out),
+        "--n-resamples", "200", "--out", str(out),
     ])
     printed = capsys.readouterr().out
     assert rc == 0, printed

@@ -39,7 +39,7 @@ def test_per_prompt_scores_average_images():
 def test_hand_computed_split_with_plain_mean():
     df = pd.DataFrame({"index": [0, 1, 2, 3], "score": [20.0, 22.0, 21.0, 25.0]})
     dirty = {0: False, 1: True, 2: False, 3: True}
-    res = {x.subset: x for x in split_scores(df, dirty, n_boot=200)}
+    res = {x.subset: x for x in split_scores(df, dirty, n_resamples=200)}
     assert res["all"].value == pytest.approx(22.0)
     assert res["clean"].value == pytest.approx(20.5) and res["clean"].n_prompts == 2
     assert res["dirty"].value == pytest.approx(23.5)
@@ -48,13 +48,13 @@ def test_hand_computed_split_with_plain_mean():
 
 def test_task_mean_is_the_unweighted_mean_of_tag_means():
     df = pd.DataFrame({"prompt_idx": [0, 1, 2], "score": [1.0, 0.0, 0.0], "tag": ["a", "b", "b"]})
-    (all_,) = [x for x in split_scores(df, {0: False, 1: False, 2: False}, n_boot=10) if x.subset == "all"]
+    (all_,) = [x for x in split_scores(df, {0: False, 1: False, 2: False}, n_resamples=10) if x.subset == "all"]
     assert all_.value == pytest.approx(0.5)  # mean(1.0, mean(0, 0)); a plain mean would be 1/3
 
 
 def test_known_difference_is_recovered_on_each_subset():
     s, t, dirty = synthetic()
-    split = {x.subset: x for x in split_scores(s, dirty, n_boot=1000, seed=1)}
+    split = {x.subset: x for x in split_scores(s, dirty, n_resamples=1000, seed=1)}
     # the student's clean prompts score like the base rate; dirty ones 0.2 higher (capped at 1)
     expected_clean = np.mean([0.9, 0.6, 0.4]) - 0.1
     expected_dirty = np.mean([1.0, 0.7, 0.5])
@@ -62,7 +62,7 @@ def test_known_difference_is_recovered_on_each_subset():
     assert split["dirty"].ci_low <= expected_dirty <= split["dirty"].ci_high
     assert split["clean"].n_prompts == 399 and split["dirty"].n_prompts == 201  # 67 blocks of 3
 
-    paired = {x.subset: x for x in paired_difference(s, t, dirty, n_boot=1000, seed=1)}
+    paired = {x.subset: x for x in paired_difference(s, t, dirty, n_resamples=1000, seed=1)}
     assert paired["clean"].ci_low <= 0.0 <= paired["clean"].ci_high  # no real difference on clean prompts
     assert paired["dirty"].ci_low > 0.1  # the planted +0.2 shows on dirty prompts
     assert paired["dirty"].ci_low <= 0.2 <= paired["dirty"].ci_high
@@ -76,14 +76,14 @@ def test_interval_coverage_is_about_nominal():
     hits = 0
     for seed in range(40):
         s, t, dirty = synthetic(seed=seed, n=300, images=4)
-        d = {x.subset: x for x in paired_difference(s, t, dirty, n_boot=400, seed=seed)}["dirty"]
+        d = {x.subset: x for x in paired_difference(s, t, dirty, n_resamples=400, seed=seed)}["dirty"]
         hits += d.ci_low <= truth <= d.ci_high
     assert hits >= 32
 
 
 def test_empty_subset_is_nan_not_an_error():
     df = pd.DataFrame({"prompt_idx": [0, 1], "score": [1.0, 0.0]})
-    res = {x.subset: x for x in split_scores(df, {0: True, 1: True}, n_boot=10)}
+    res = {x.subset: x for x in split_scores(df, {0: True, 1: True}, n_resamples=10)}
     assert res["clean"].n_prompts == 0 and np.isnan(res["clean"].value) and np.isnan(res["clean"].ci_low)
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from rdmeval.cli.main import main
+from rdmeval.results.table import ResultsTable
 
 #: The demo's benchmarks by their column in the table's first section, and the models by a word of their row.
 COLUMNS = {"GenEval": "geneval", "PickScore COCO-val": "coco-val", "PickScore Pick-a-Pic": "pickapic-test"}
@@ -23,7 +24,8 @@ def md_section(markdown: str, title: str) -> tuple[list[str], list[list[str]]]:
     for line in lines[start:]:
         if not line.startswith("|"):
             break
-        block.append([c.strip() for c in line.strip().strip("|").split("|")])
+        cells = re.split(r"(?<!\\)\|", line.strip().strip("|"))  # cells split at unescaped pipes
+        block.append([re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", c).strip() for c in cells])  # CommonMark escapes
     return block[0], block[2:]  # block[1] is the |---| line
 
 
@@ -89,6 +91,11 @@ def test_demo_runs_every_stage(tmp_path, capsys):
             rows = pd.read_parquet(run / "scores" / scorer / "summary.parquet")
             assert len(rows) and rows["complete"].all()
     assert json.loads((out / "runs" / "student" / "geneval" / "manifest.json").read_text())["request"]["model"]["weights"]
+    table = (out / "table.md").read_text()
     # Every reproduced number of the table is what the per-image files the demo wrote give.
-    assert_table_matches_per_image_files((out / "table.md").read_text(), out / "runs")
+    assert_table_matches_per_image_files(table, out / "runs")
+    # the table is computed once: table.md and the report are renderings of the saved table.json
+    saved = ResultsTable.from_json((out / "table.json").read_text())
+    assert saved.render("md") == table
+    assert ResultsTable.from_json((out / "report" / "table.json").read_text()) == saved
     assert (out / "audit" / "audit.json").exists()

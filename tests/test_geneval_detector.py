@@ -238,7 +238,7 @@ def test_cli_scores_a_run_with_the_random_detector(mmdet_stack, tmp_path, capsys
                  "--rng-device", "cpu", "--limit", "1", "--n-per-prompt", "1", "--no-progress"]) == 0
     capsys.readouterr()
     assert main(["score", "geneval", str(run), "--random-detector", "--device", "cpu", "--no-progress",
-                 "--bootstrap", "20"]) == 0
+                 "--n-resamples", "20"]) == 0
     out = capsys.readouterr().out
     assert "Total images: 1" in out and "meaningless" in out
     rows = [json.loads(line) for line in (run / "scores" / "geneval" / "results.jsonl").read_text().splitlines()]

@@ -377,7 +377,7 @@ def test_cli_rejudge_prints_the_official_summary(run_dir, capsys):
         table[key] = {}
     score(run_dir, detector=ScriptedDetector(table))
     capsys.readouterr()
-    assert main(["score", "geneval", str(run_dir), "--rejudge", "--no-progress", "--bootstrap", "50"]) == 0
+    assert main(["score", "geneval", str(run_dir), "--rejudge", "--no-progress", "--n-resamples", "50"]) == 0
     out = capsys.readouterr().out
     assert "Overall score (avg. over tasks): " in out and "outputs in" in out
     assert main(["score", "geneval", str(run_dir), "--rejudge", "--detector-checkpoint", "x.pth"]) == 2

@@ -91,7 +91,7 @@ def test_paired_bootstrap_covers_a_known_difference():
         base = rng.normal(21.0, 1.5, size=150)  # prompt difficulty, shared by both models
         a = base + delta + rng.normal(0, 0.5, size=150)
         b = base + rng.normal(0, 0.5, size=150)
-        res = paired_bootstrap(a, b, n=400, seed=t)
+        res = paired_bootstrap(a, b, n_resamples=400, seed=t)
         hits += res.ci_low <= delta <= res.ci_high
     assert 0.88 <= hits / trials <= 0.99
 
@@ -101,7 +101,7 @@ def test_paired_bootstrap_single_draw_and_win_rate():
     base = rng.normal(21.0, 1.5, size=400)
     a = base + 0.3 + rng.normal(0, 0.5, size=400)
     b = base + rng.normal(0, 0.5, size=400)
-    res = paired_bootstrap(a, b, n=1000, seed=0)
+    res = paired_bootstrap(a, b, n_resamples=1000, seed=0)
     assert res.n == 400
     assert res.mean_diff == pytest.approx(float(np.mean(a - b)))
     assert res.ci_low < 0.3 < res.ci_high
@@ -113,12 +113,12 @@ def test_paired_bootstrap_single_draw_and_win_rate():
 
 
 def test_win_rate_counts_ties_half():
-    res = paired_bootstrap([1.0, 2.0, 3.0, 4.0], [0.0, 2.0, 5.0, 4.0], n=50)
+    res = paired_bootstrap([1.0, 2.0, 3.0, 4.0], [0.0, 2.0, 5.0, 4.0], n_resamples=50)
     assert (res.wins, res.losses, res.ties) == (1, 1, 2)
     assert res.win_rate == pytest.approx((1 + 0.5 * 2) / 4)
 
 
-@pytest.mark.parametrize("kwargs", [{"n": 0}, {"level": 1.5}, {"n": 2.5}])
+@pytest.mark.parametrize("kwargs", [{"n_resamples": 0}, {"level": 1.5}, {"n_resamples": 2.5}])
 def test_paired_bootstrap_bad_arguments(kwargs):
     with pytest.raises(RdmevalError):
         paired_bootstrap([1.0, 2.0], [1.0, 2.0], **kwargs)

@@ -137,6 +137,51 @@ def test_cli_report(smoke_root, tmp_path, capsys):
     assert "--thumb-size" in capsys.readouterr().err
 
 
+def test_report_shows_the_saved_table_and_recomputes_only_when_asked(smoke_root, tmp_path, capsys):
+    """The report reads RUN_ROOT/table.json (what reproduce saved): a doctored value there is what the
+    report shows, in its page and in its table files; --recompute (or no table.json) rebuilds it."""
+    from rdmeval.results.table import ResultsTable, build_table, save_table
+    from rdmeval.results.table_render import md_escape
+
+    root = make_suite_layout_root(smoke_root, tmp_path / "root")
+    save_table(build_table(root, n_resamples=50), root)
+    assert (root / "table.md").read_text() == ResultsTable.from_json((root / "table.json").read_text()).render("md")
+    saved = json.loads((root / "table.json").read_text())
+    main_section = next(s for s in saved["sections"] if s["key"] == "main")
+    cell = next(c for c in main_section["cells"] if c["row"] == "student" and c["col"] == "geneval")
+    assert cell["value"] is not None and cell["status"] == "stand-in"  # a shown number (demo prompts stand in)
+    cell["value"], cell["ci_low"], cell["ci_high"] = 0.123456, 0.1111, 0.1357
+    (root / "table.json").write_text(json.dumps(saved))
+    doctored = "0.1235 [0.1111, 0.1357]"
+
+    assert main(["report", str(root), "--out", str(tmp_path / "rep"), "--no-gallery"]) == 0
+    assert f"table read from {root / 'table.json'}" in capsys.readouterr().out
+    assert doctored in (tmp_path / "rep" / "index.html").read_text()
+    assert md_escape(doctored) in (tmp_path / "rep" / "table.md").read_text()
+    shown = ResultsTable.from_json((tmp_path / "rep" / "table.json").read_text())
+    assert shown == ResultsTable.from_json((root / "table.json").read_text())  # the report's table is the saved one
+
+    assert main(["report", str(root), "--out", str(tmp_path / "rep"), "--no-gallery", "--recompute", "--n-resamples", "50"]) == 0
+    assert "table computed from the result rows (--recompute)" in capsys.readouterr().out
+    html = (tmp_path / "rep" / "index.html").read_text()
+    assert doctored not in html
+    assert ResultsTable.from_json((tmp_path / "rep" / "table.json").read_text()) == build_table(root, n_resamples=50)
+
+    (root / "table.json").unlink()
+    assert main(["report", str(root), "--out", str(tmp_path / "rep"), "--no-gallery", "--n-resamples", "50"]) == 0
+    assert "computed from the result rows (no table.json in" in capsys.readouterr().out
+
+
+def test_report_warns_when_rows_are_newer_than_the_saved_table(smoke_root, tmp_path):
+    from rdmeval.results.table import build_table, save_table
+
+    root = make_suite_layout_root(smoke_root, tmp_path / "root")
+    save_table(build_table(root, n_resamples=50), root)
+    assert "WARNING" not in build_report(root, tmp_path / "a", gallery=False).table_source
+    os.utime(root / "table.json", (1_000_000_000, 1_000_000_000))  # saved in 2001: every row is newer
+    assert "result rows are newer than it" in build_report(root, tmp_path / "b", gallery=False).table_source
+
+
 # ----------------------------------------------------------------------------- the browser
 
 

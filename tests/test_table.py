@@ -346,13 +346,18 @@ def test_official_results_jsonl_is_read_like_per_image_parquet(smoke_root, tmp_p
 # ----------------------------------------------------------------------------- renderers: every format reads back
 
 
+def _md_unescape(text: str) -> str:
+    """CommonMark backslash escapes: a backslash before ASCII punctuation stands for that character."""
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", text)
+
+
 def _md_tables(text: str) -> dict[str, list[list[str]]]:
     tables, title = {}, None
     for line in text.splitlines():
         if line.startswith("## "):
-            title = line[3:]
+            title = _md_unescape(line[3:])
         elif line.startswith("|") and not line.startswith("|---"):
-            cells = [c.strip().replace("\\|", "|").replace("\\\\", "\\") for c in re.split(r"(?<!\\)\|", line.strip()[1:-1])]
+            cells = [_md_unescape(c.strip()) for c in re.split(r"(?<!\\)\|", line.strip()[1:-1])]
             tables.setdefault(title, []).append(cells)
     return tables
 
@@ -403,6 +408,43 @@ def test_every_format_round_trips(root_name, request):
                 lo, hi = (float(v) for v in shown.split(" [")[1].rstrip("]").split(", "))
                 assert lo == pytest.approx(cell.ci_low, abs=0.51 * 10 ** -cell.decimals)
                 assert hi == pytest.approx(cell.ci_high, abs=0.51 * 10 ** -cell.decimals)
+
+
+def test_markdown_prints_user_text_literally(card_root, tmp_path):
+    """A model folder, benchmark-free text from users, with Markdown's special characters: the table
+    cell a Markdown parser reads is the name itself (no emphasis, no HTML, no extra table cells)."""
+    import shutil
+
+    markdown_it = pytest.importorskip("markdown_it", reason="markdown-it-py (installed with rich) parses the table")
+    root = tmp_path / "root"
+    shutil.copytree(card_root / "runs", root / "runs")
+    name = "my|*bold*_x_ <b>model<b> [a](x.y) ~~no~~ &amp; `c` \\"  # a folder name: no "/"
+    write_rows(_rows("student", "pickapic-test", "pickscore", {("all", "pickscore_mean"): 21.5}, n=499, n_prompts=499),
+               root / "runs" / name / "pickapic-test" / "scores" / "pickscore" / "summary.parquet")
+    t = build_table(root, n_resamples=50)
+    main_ = t.section("main")
+    assert name in main_.row_labels
+    text = t.to_markdown()
+    assert "<b>" not in text and "*bold*" not in text and "[a](" not in text and "~~no" not in text
+
+    tokens = markdown_it.MarkdownIt("commonmark").enable(["table", "strikethrough"]).parse(text)
+    assert not [tok for tok in tokens if tok.type in ("html_block", "html_inline")]
+    rows, row, title, in_heading = {}, None, None, False
+    for tok in tokens:
+        if tok.type == "heading_open" and tok.tag == "h2":
+            in_heading = True
+        elif tok.type == "inline" and in_heading:
+            title, in_heading = tok.content, False
+        elif tok.type == "tr_open":
+            row = []
+        elif tok.type == "inline" and row is not None:
+            assert all(c.type in ("text", "softbreak") for c in tok.children or []), (tok.content, [c.type for c in tok.children])
+            row.append("".join(c.content for c in tok.children or []))
+        elif tok.type == "tr_close":
+            rows.setdefault(title, []).append(row)
+            row = None
+    parsed = next(v for k, v in rows.items() if k.startswith("The model card"))
+    assert parsed == [main_.header(), *main_.body()]  # every cell, the odd name included, reads as itself
 
 
 def test_cli_table_writes_every_format(smoke_root, tmp_path, capsys):

@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         config=cfg,
         geneval_path=args.geneval_file,
         progress=progress,
-        n_boot=args.n_boot,
+        n_resamples=args.n_resamples,
         seed=args.seed,
         allow_empty=args.allow_empty,
     )
@@ -142,6 +142,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from rdmeval.cli.bootstrap_args import add_bootstrap_args
+
     p = sub.add_parser(
         "audit",
         help="contamination audit: benchmark prompts vs a training pool",
@@ -173,8 +175,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ru = p.add_argument_group("run")
     ru.add_argument("--workers", type=int, default=1, help="worker processes for the text levels (default 1)")
     ru.add_argument("--max-examples", type=int, default=5, help="matching pool rows kept per prompt and level (default 5)")
-    ru.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples for the split (default 2000)")
-    ru.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    add_bootstrap_args(ru, what="bootstrap of the clean/dirty split")
     ru.add_argument("--allow-empty", action="store_true",
                     help="an empty benchmark, an empty pool source or a zero-weight pool: write the report anyway, print FAILED lines and exit 1 (default: exit 2 before writing)")
     ru.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar (default: when stderr is a terminal)")

@@ -14,7 +14,8 @@ examples:
   rdmeval reproduce --smoke --out /tmp/smoke        # the same suite on tiny offline models (CPU)
 
 Complete runs are skipped and partial ones resumed, so re-running after an interruption is safe.
-The table is written to OUT/table.md; `rdmeval table OUT` and `rdmeval report OUT --out OUT/report` render more.
+The table is computed once and saved as OUT/table.json and OUT/table.md; `rdmeval report OUT --out OUT/report`
+shows that saved table, and `rdmeval table OUT` renders it in other formats.
 """
 
 

@@ -40,6 +40,9 @@ def _number(text: str) -> float:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from rdmeval.bootstrap import GENEVAL_N_RESAMPLES
+    from rdmeval.cli.bootstrap_args import add_bootstrap_args
+
     p = sub.add_parser(
         "geneval",
         help="GenEval with the official mmdet scorer (detect once, judge many)",
@@ -73,7 +76,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--rejudge", action="store_true", help="judge from the cached detections without running the detector")
     r.add_argument("--allow-incomplete", action="store_true", help="score a run with missing prompt folders/images (coverage reported)")
     r.add_argument("--shard", help="i/n: detect every n-th image starting at i (judging happens once all are detected)")
-    r.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the confidence intervals (default 1000)")
+    add_bootstrap_args(r, what="bootstrap confidence intervals", default=GENEVAL_N_RESAMPLES)
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -117,7 +120,8 @@ def run(args: argparse.Namespace) -> int:
         shard=args.shard,
         progress=not args.no_progress,
         batch_size=args.batch_size,
-        n_resamples=args.bootstrap,
+        n_resamples=args.n_resamples,
+        seed=args.seed,
     )
     if not result.judged:
         print(f"rdmeval: {result.message}")

@@ -73,6 +73,7 @@ def run_compare(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from rdmeval.cli.bootstrap_args import add_bootstrap_args
     from rdmeval.scorers.pickscore.model import DEFAULT_BATCH_SIZE, DEFAULT_MODEL, DEFAULT_PROCESSOR, DTYPES, IMAGE_BACKENDS
 
     p = sub.add_parser("pickscore", help="PickScore of a run directory (mean over prompts, bootstrap CI)",
@@ -93,8 +94,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--shard", help="i/n: embed every n-th image starting at i (torchrun sets this itself)")
     r.add_argument("--out", help="output folder (default RUN_DIR/scores/pickscore)")
     r.add_argument("--workers", type=int, help="image-decoding worker processes (default min(8, CPUs - 1))")
-    r.add_argument("--n-resamples", type=int, default=2000, help="bootstrap resamples (default 2000)")
-    r.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    add_bootstrap_args(r)
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -105,7 +105,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--scores-a", help="A's PickScore folder if not RUN_A/scores/pickscore")
     c.add_argument("--scores-b", help="B's PickScore folder if not RUN_B/scores/pickscore")
     c.add_argument("--out", help="also write the result rows (difference, win rate) to this .parquet (+ .json)")
-    c.add_argument("--n-resamples", type=int, default=2000, help="bootstrap resamples (default 2000)")
-    c.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    add_bootstrap_args(c, what="paired bootstrap")
     c.add_argument("--allow-scorer-mismatch", action="store_true", help="compare runs scored with different settings")
     c.set_defaults(func=run_compare)

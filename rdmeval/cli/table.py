@@ -29,6 +29,8 @@ def _pair(text: str) -> tuple[str, str]:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from rdmeval.cli.bootstrap_args import add_bootstrap_args
+
     p = sub.add_parser("table", help="the card's table from result rows, beside the published numbers",
                        description=__doc__, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run_root", metavar="RUN_ROOT", help="folder holding runs/<model>/<benchmark>/ (the --out of reproduce)")
@@ -38,18 +40,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="rows of the table, in order (repeat; default teacher, naive, student, then any other found)")
     p.add_argument("--pair", action="append", type=_pair, dest="pairs", metavar="A:B",
                    help="paired comparison A - B on shared prompts (repeat; default student:teacher)")
-    p.add_argument("--n-resamples", type=int, default=2000, help="paired bootstrap resamples (default 2000)")
-    p.add_argument("--seed", type=int, default=0, help="paired bootstrap seed (default 0)")
+    add_bootstrap_args(p, what="paired bootstrap")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from rdmeval.errors import RdmevalError
     from rdmeval.io import atomic_write_text
     from rdmeval.results.table import build_table
 
-    if args.n_resamples < 1:
-        raise RdmevalError(f"--n-resamples must be >= 1, got {args.n_resamples}")
     table = build_table(args.run_root, models=args.models, pairs=args.pairs or (("student", "teacher"),),
                         n_resamples=args.n_resamples, seed=args.seed)
     text = table.render(args.format)

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from rdmeval import __version__
+from rdmeval.bootstrap import N_RESAMPLES, SEED
 from rdmeval.contamination.degenerate import benchmark_failures, check, pool_failures
 from rdmeval.contamination.levels import AuditConfig
 from rdmeval.contamination.mass import composition, expected_draws, mass_fractions
@@ -296,15 +297,15 @@ def audit_pool(ps: PromptSet, spec: PoolSpec, cfg: AuditConfig, bench: Benchmark
 # --- scores ---------------------------------------------------------------------------------------
 
 
-def _split(df: pd.DataFrame, scores: Mapping[str, pd.DataFrame], n_boot: int, seed: int) -> dict[str, Any]:
+def _split(df: pd.DataFrame, scores: Mapping[str, pd.DataFrame], n_resamples: int, seed: int) -> dict[str, Any]:
     if not scores:
         return {}
     dirty = pd.Series(df["dirty"].to_numpy(), index=df["index"].to_numpy())
-    out: dict[str, Any] = {"runs": {}, "n_boot": n_boot, "seed": seed, "interval": "95% percentile bootstrap over prompts"}
+    out: dict[str, Any] = {"runs": {}, "n_resamples": n_resamples, "seed": seed, "interval": "95% percentile bootstrap over prompts"}
     for label, frame in scores.items():
-        out["runs"][label] = to_records(split_scores(frame, dirty, n_boot=n_boot, seed=seed, where=f"--scores {label}"))
+        out["runs"][label] = to_records(split_scores(frame, dirty, n_resamples=n_resamples, seed=seed, where=f"--scores {label}"))
     if "student" in scores and "teacher" in scores:
-        out["paired"] = to_records(paired_difference(scores["student"], scores["teacher"], dirty, n_boot=n_boot, seed=seed))
+        out["paired"] = to_records(paired_difference(scores["student"], scores["teacher"], dirty, n_resamples=n_resamples, seed=seed))
     return out
 
 
@@ -325,8 +326,8 @@ def run_audit(
     config: AuditConfig | None = None,
     geneval_path: str | Path | None = None,
     progress: bool = False,
-    n_boot: int = 2000,
-    seed: int = 0,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = SEED,
     semantic_encoder: Any = None,
     allow_empty: bool = False,
     **config_kwargs: Any,
@@ -370,7 +371,7 @@ def run_audit(
                                 desc=f"null {null.name}")
     failures += pool_failures(spec, pool_audit.tally) + (pool_failures(null, null_audit.tally, "null pool") if null_audit else [])
     check(failures, allow_empty)
-    split = _split(pool_audit.prompts, score_frames, n_boot, seed)
+    split = _split(pool_audit.prompts, score_frames, n_resamples, seed)
 
     summary: dict[str, Any] = {
         "rdmeval_version": __version__,

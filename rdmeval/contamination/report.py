@@ -158,7 +158,7 @@ def render_markdown(result: AuditResult) -> str:
     split = s.get("split")
     if split:
         lines += ["## Clean / dirty split of scored runs", "",
-                  f"dirty = flagged at any of: {', '.join(cfg['dirty_levels'])}. {split['interval']} ({split['n_boot']} resamples).", ""]
+                  f"dirty = flagged at any of: {', '.join(cfg['dirty_levels'])}. {split['interval']} ({split['n_resamples']} resamples).", ""]
         srows = []
         for label, subs in split["runs"].items():
             for x in subs:

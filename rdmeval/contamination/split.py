@@ -8,7 +8,7 @@ first, so every prompt weighs the same.
 The score of a subset is the plain mean over its prompts, or with ``aggregate="task_mean"``
 (the default when a ``tag`` column is present: GenEval's overall) the unweighted mean of the
 per-tag means over the tags present in the subset. Intervals are percentile bootstraps that
-resample prompts with replacement (within each tag for ``task_mean``). The paired
+resample prompts with replacement (within each tag for ``task_mean``; :mod:`rdmeval.bootstrap`). The paired
 student-minus-teacher difference is computed per prompt and bootstrapped jointly, so prompt
 difficulty cancels.
 """
@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from rdmeval.bootstrap import LEVEL, N_RESAMPLES, SEED, check_level, check_n_resamples, percentile_interval, resample_indices
 from rdmeval.errors import RdmevalError
 
 INDEX_COLUMNS: tuple[str, ...] = ("prompt_idx", "prompt_index", "index", "idx")
@@ -93,18 +94,17 @@ def _statistic(values: np.ndarray, strata: list[np.ndarray] | None) -> float:
     return float(np.mean([values[s].mean() for s in strata]))
 
 
-def _bootstrap(values: np.ndarray, strata: list[np.ndarray] | None, n_boot: int, rng: np.random.Generator,
-               ci: float) -> tuple[float, float]:
-    if len(values) == 0 or n_boot <= 0:
+def _bootstrap(values: np.ndarray, strata: list[np.ndarray] | None, n_resamples: int, rng: np.random.Generator,
+               level: float) -> tuple[float, float]:
+    """Interval of :func:`_statistic`; an empty subset has none (NaN, NaN)."""
+    if len(values) == 0:
         return float("nan"), float("nan")
     groups = strata if strata is not None else [np.arange(len(values))]
-    acc = np.zeros(n_boot)
+    acc = np.zeros(n_resamples)
     for g in groups:
-        draw = rng.integers(0, len(g), size=(n_boot, len(g)))
-        acc += values[g][draw].mean(axis=1)
+        acc += values[g][resample_indices(rng, len(g), n_resamples)].mean(axis=1)
     stats = acc / len(groups) if strata is not None else acc
-    lo, hi = np.quantile(stats, [(1 - ci) / 2, 1 - (1 - ci) / 2])
-    return float(lo), float(hi)
+    return percentile_interval(stats, level)
 
 
 def _strata(tags: np.ndarray | None) -> list[np.ndarray] | None:
@@ -123,8 +123,10 @@ def _resolve_aggregate(aggregate: str | None, has_tag: bool) -> str:
 
 
 def split_scores(scores: pd.DataFrame, dirty: Mapping[int, bool] | pd.Series, *, aggregate: str | None = None,
-                 n_boot: int = 2000, ci: float = 0.95, seed: int = 0, where: str = "scores") -> list[SubsetScore]:
+                 n_resamples: int = N_RESAMPLES, level: float = LEVEL, seed: int = SEED,
+                 where: str = "scores") -> list[SubsetScore]:
     """Score on all / clean / dirty prompts with bootstrap intervals."""
+    n_resamples, level = check_n_resamples(n_resamples), check_level(level)
     per = per_prompt_scores(scores, where=where)
     agg = _resolve_aggregate(aggregate, "tag" in per.columns)
     mask = _dirty_mask(per.index, dirty, where)
@@ -133,14 +135,16 @@ def split_scores(scores: pd.DataFrame, dirty: Mapping[int, bool] | pd.Series, *,
     for name, sel in (("all", np.ones(len(per), bool)), ("clean", ~mask), ("dirty", mask)):
         vals = per["score"].to_numpy()[sel]
         strata = _strata(per["tag"].to_numpy()[sel]) if agg == "task_mean" else None
-        lo, hi = _bootstrap(vals, strata, n_boot, rng, ci)
+        lo, hi = _bootstrap(vals, strata, n_resamples, rng, level)
         out.append(SubsetScore(name, int(sel.sum()), _statistic(vals, strata), lo, hi))
     return out
 
 
 def paired_difference(student: pd.DataFrame, teacher: pd.DataFrame, dirty: Mapping[int, bool] | pd.Series, *,
-                      aggregate: str | None = None, n_boot: int = 2000, ci: float = 0.95, seed: int = 0) -> list[PairedSubset]:
+                      aggregate: str | None = None, n_resamples: int = N_RESAMPLES, level: float = LEVEL,
+                      seed: int = SEED) -> list[PairedSubset]:
     """Student minus teacher on all / clean / dirty prompts, paired by prompt."""
+    n_resamples, level = check_n_resamples(n_resamples), check_level(level)
     s = per_prompt_scores(student, where="student scores")
     t = per_prompt_scores(teacher, where="teacher scores")
     if not s.index.equals(t.index):
@@ -157,7 +161,7 @@ def paired_difference(student: pd.DataFrame, teacher: pd.DataFrame, dirty: Mappi
     out = []
     for name, sel in (("all", np.ones(len(s), bool)), ("clean", ~mask), ("dirty", mask)):
         strata = _strata(s["tag"].to_numpy()[sel]) if agg == "task_mean" else None
-        lo, hi = _bootstrap(diff[sel], strata, n_boot, rng, ci)
+        lo, hi = _bootstrap(diff[sel], strata, n_resamples, rng, level)
         out.append(PairedSubset(
             name, int(sel.sum()),
             _statistic(s["score"].to_numpy()[sel], strata),

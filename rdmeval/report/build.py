@@ -23,12 +23,14 @@ import numpy as np
 import pandas as pd
 
 from rdmeval import __version__
+from rdmeval.bootstrap import N_RESAMPLES, SEED
 from rdmeval.errors import RdmevalError
 from rdmeval.api.layout import RunLayout
 from rdmeval.report.charts import Bar, pickscore_chart, task_chart
 from rdmeval.report.gallery import collect_galleries, write_thumbnails
 from rdmeval.report.html import CSS, JS, Figure, page
-from rdmeval.results.table import SHOWN, ResultsTable, RunRoot, build_table, read_run_root, scorer_family, table_models
+from rdmeval.results.saved import TABLE_JSON, load_saved_table, rows_newer_than_saved, saved_table_path
+from rdmeval.results.table import SHOWN, ResultsTable, RunRoot, build_table, read_run_root, scorer_family
 
 MARKER = ".rdmeval-report"
 DEFAULT_THUMB = 256
@@ -41,10 +43,11 @@ class ReportResult:
     n_prompts: int
     n_images: int
     seconds: float
+    table_source: str = ""  # where the table came from (the saved table.json, or computed and why)
 
     def line(self) -> str:
         return (f"wrote {self.out / 'index.html'}: {self.n_figures} charts, gallery of {self.n_prompts} prompts "
-                f"({self.n_images} images) [{self.seconds:.1f}s]")
+                f"({self.n_images} images) [{self.seconds:.1f}s]" + (f"; table {self.table_source}" if self.table_source else ""))
 
 
 def _task_figures(table: ResultsTable, dest: Path) -> list[Figure]:
@@ -135,12 +138,18 @@ def build_report(
     thumb_size: int = DEFAULT_THUMB,
     max_prompts: int | None = None,
     gallery: bool = True,
-    n_resamples: int = 2000,
-    seed: int = 0,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = SEED,
     title: str = "rdmeval report",
     workers: int = 4,
+    recompute: bool = False,
 ) -> ReportResult:
-    """Write the report of ``run_root`` to the folder ``out`` (replacing a previous report there)."""
+    """Write the report of ``run_root`` to the folder ``out`` (replacing a previous report there).
+
+    The table is the one ``rdmeval reproduce`` saved (``run_root/table.json``), so the report shows
+    exactly that table; it is computed from the result rows instead (with ``n_resamples`` and
+    ``seed`` for the paired section) when ``recompute`` is set or no table was saved.
+    """
     t0 = time.time()
     if not isinstance(thumb_size, int) or not 32 <= thumb_size <= 1024:
         raise RdmevalError(f"--thumb-size must be an integer in 32..1024 (pixels), got {thumb_size!r}")
@@ -149,8 +158,8 @@ def build_report(
     out = Path(out)
     _prepare_target(out)
     rr = read_run_root(run_root)
-    models = table_models(rr)
-    table = build_table(rr, n_resamples=n_resamples, seed=seed)
+    table, table_source = _table(rr, recompute, n_resamples, seed)
+    models = list(table.section("main").row_keys)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
@@ -175,4 +184,17 @@ def build_report(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     n_prompts = sum(len(g.prompts) for g in galleries)
-    return ReportResult(out, len(figures), n_prompts, n_images, time.time() - t0)
+    return ReportResult(out, len(figures), n_prompts, n_images, time.time() - t0, table_source)
+
+
+def _table(rr: RunRoot, recompute: bool, n_resamples: int, seed: int) -> tuple[ResultsTable, str]:
+    """The report's table and a note saying where it came from."""
+    saved = None if recompute else load_saved_table(rr.root)
+    if saved is None:
+        why = "--recompute" if recompute else f"no {TABLE_JSON} in {rr.root} (`rdmeval reproduce` saves one)"
+        return build_table(rr, n_resamples=n_resamples, seed=seed), f"computed from the result rows ({why})"
+    note = f"read from {saved_table_path(rr.root)}"
+    newer = rows_newer_than_saved(rr.rows, rr.root)
+    if newer:
+        note += f"; WARNING: {newer} result rows are newer than it (rescored?), pass --recompute to rebuild the table"
+    return saved, note

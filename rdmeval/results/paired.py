@@ -24,10 +24,8 @@ import numpy as np
 import pandas as pd
 
 from rdmeval.api.layout import IMAGE_PATH_PATTERN, PER_IMAGE, RunLayout, image_name
+from rdmeval.bootstrap import LEVEL, N_RESAMPLES, SEED, check_level, check_n_resamples, percentile_interval, resample_indices
 from rdmeval.errors import RdmevalError
-
-DEFAULT_RESAMPLES = 2000
-DEFAULT_LEVEL = 0.95
 
 
 @dataclass(frozen=True)
@@ -110,18 +108,13 @@ def geneval_per_prompt(images: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _percentiles(draws: np.ndarray, level: float) -> tuple[float, float]:
-    lo, hi = np.quantile(draws, [(1.0 - level) / 2.0, (1.0 + level) / 2.0])
-    return float(lo), float(hi)
-
-
 def paired_geneval(
     a: pd.DataFrame,
     b: pd.DataFrame,
     *,
-    n_resamples: int = DEFAULT_RESAMPLES,
-    seed: int = 0,
-    level: float = DEFAULT_LEVEL,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = SEED,
+    level: float = LEVEL,
     labels: tuple[str, str] = ("A", "B"),
     runs: tuple[str, str] = ("", ""),
     benchmark: str = "geneval",
@@ -132,10 +125,7 @@ def paired_geneval(
     set. Both must hold the same prompts with the same tags (else the comparison is refused).
     Returns one result per task (in order of first appearance) and one for ``overall``.
     """
-    if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) or n_resamples < 1:
-        raise RdmevalError(f"n_resamples must be an integer >= 1, got {n_resamples!r}")
-    if not 0.0 < float(level) < 1.0:
-        raise RdmevalError(f"level must be in (0, 1), got {level!r}")
+    n_resamples, level = check_n_resamples(n_resamples), check_level(level)
     pa, pb = geneval_per_prompt(a), geneval_per_prompt(b)
     if set(pa.index) != set(pb.index):
         only_a, only_b = sorted(set(pa.index) - set(pb.index)), sorted(set(pb.index) - set(pa.index))
@@ -156,11 +146,11 @@ def paired_geneval(
         sel = (pa["tag"] == tag).to_numpy()
         ha, na = pa["hits"].to_numpy()[sel], pa["n"].to_numpy()[sel]
         hb, nb = pb["hits"].to_numpy()[sel], pb["n"].to_numpy()[sel]
-        picks = rng.integers(0, len(ha), size=(int(n_resamples), len(ha)))
+        picks = resample_indices(rng, len(ha), n_resamples)
         draws = ha[picks].sum(1) / na[picks].sum(1) - hb[picks].sum(1) / nb[picks].sum(1)
         acc_a, acc_b = ha.sum() / na.sum(), hb.sum() / nb.sum()
         fa, fb = ha / na, hb / nb
-        lo, hi = _percentiles(draws, level)
+        lo, hi = percentile_interval(draws, level)
         results.append(PairedResult(
             category=tag, metric="accuracy", mean_a=float(acc_a), mean_b=float(acc_b), diff=float(acc_a - acc_b),
             ci_low=lo, ci_high=hi, n_prompts=int(len(ha)), wins=int((fa > fb).sum()), losses=int((fa < fb).sum()),
@@ -169,7 +159,7 @@ def paired_geneval(
         task_draws.append(draws)
         task_points.append(results[-1])
     overall_draws = np.mean(np.stack(task_draws), axis=0)
-    lo, hi = _percentiles(overall_draws, level)
+    lo, hi = percentile_interval(overall_draws, level)
     results.append(PairedResult(
         category="overall", metric="overall",
         mean_a=float(np.mean([r.mean_a for r in task_points])), mean_b=float(np.mean([r.mean_b for r in task_points])),
@@ -197,9 +187,9 @@ def compare_geneval_runs(
     labels: tuple[str, str] = ("A", "B"),
     scores_a: str | Path | None = None,
     scores_b: str | Path | None = None,
-    n_resamples: int = DEFAULT_RESAMPLES,
-    seed: int = 0,
-    level: float = DEFAULT_LEVEL,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = SEED,
+    level: float = LEVEL,
 ) -> list[PairedResult]:
     """:func:`paired_geneval` on two run directories, after checking they share prompt set and scorer setup."""
     from rdmeval.store import RunStore, diff_requests
@@ -229,9 +219,9 @@ def compare_pickscore_runs(
     run_b: str | Path,
     *,
     labels: tuple[str, str] = ("A", "B"),
-    n_resamples: int = DEFAULT_RESAMPLES,
-    seed: int = 0,
-    level: float = DEFAULT_LEVEL,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = SEED,
+    level: float = LEVEL,
 ) -> PairedResult:
     """The PickScore scorer's own paired comparison (``compare_runs``), as a :class:`PairedResult`."""
     from rdmeval.results.pickscore_compare import compare_runs

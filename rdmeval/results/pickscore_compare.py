@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from rdmeval.api.layout import PER_PROMPT, RunLayout
-from rdmeval.bootstrap import DEFAULT_LEVEL, DEFAULT_RESAMPLES, PairedComparison, paired_bootstrap
+from rdmeval.bootstrap import LEVEL, N_RESAMPLES, SEED, PairedComparison, paired_bootstrap
 from rdmeval.errors import RdmevalError
 from rdmeval.results.rows import provenance_from_run
 from rdmeval.store import RunStore, diff_requests
@@ -132,9 +132,9 @@ def compare_runs(
     *,
     scores_a: str | os.PathLike[str] | None = None,
     scores_b: str | os.PathLike[str] | None = None,
-    n_resamples: int = DEFAULT_RESAMPLES,
-    seed: int = 0,
-    level: float = DEFAULT_LEVEL,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = SEED,
+    level: float = LEVEL,
     allow_scorer_mismatch: bool = False,
 ) -> RunComparison:
     """A vs B prompt by prompt (per-prompt means), paired bootstrap over prompts."""
@@ -142,4 +142,4 @@ def compare_runs(
     _check_comparable(a, b, allow_scorer_mismatch)
     sa = a.per_prompt.set_index("prompt_index")["pickscore"].sort_index()
     sb = b.per_prompt.set_index("prompt_index")["pickscore"].reindex(sa.index)
-    return RunComparison(a, b, paired_bootstrap(sa.to_numpy(), sb.to_numpy(), n=n_resamples, seed=seed, level=level))
+    return RunComparison(a, b, paired_bootstrap(sa.to_numpy(), sb.to_numpy(), n_resamples=n_resamples, seed=seed, level=level))

@@ -34,8 +34,8 @@ from rdmeval.distributed import torchrun_group
 from rdmeval.errors import RdmevalError, RunStoreError
 from rdmeval.io import atomic_write_bytes, atomic_write_text
 from rdmeval.prompts.geneval import is_geneval_record
-from rdmeval.results import provenance_from_run, write_rows
-from rdmeval.scorers.bootstrap import check_level, check_n_resamples
+from rdmeval.results import NESTED_COLUMNS, nested_to_text, provenance_from_run, write_rows
+from rdmeval.bootstrap import GENEVAL_N_RESAMPLES, LEVEL, SEED, check_level, check_n_resamples
 from rdmeval.scorers.geneval.cache import SCORES_FOLDER, detection_path, image_sha256, read_detections
 from rdmeval.scorers.geneval.detections import Detection, ImageDetections
 from rdmeval.scorers.geneval.detector import Detector, identity_key
@@ -143,7 +143,7 @@ def _result_rows(
         **provenance,
         "scorer": SCORER,
         "scorer_version": SCORER_VERSION,
-        "protocol": json.dumps(protocol, sort_keys=True),
+        "protocol": protocol,
         "coverage": coverage["fraction"],
         "complete": bool(coverage["complete"]),
         "higher_is_better": True,
@@ -178,9 +178,9 @@ def score_geneval_run(
     shard: str | None = None,
     progress: bool = True,
     batch_size: int = 8,
-    n_resamples: int = 1000,
-    seed: int = 0,
-    level: float = 0.95,
+    n_resamples: int = GENEVAL_N_RESAMPLES,
+    seed: int = SEED,
+    level: float = LEVEL,
 ) -> GenevalScoreResult:
     """Detect (unless ``rejudge``), classify colors and judge a GenEval run; write the outputs.
 
@@ -297,7 +297,7 @@ def score_geneval_run(
     summary = summarize(per_image)
     run_id = os.path.normpath(given_dir)
     provenance = provenance_from_run(manifest, run_id)
-    protocol = json.loads(provenance.pop("protocol"))
+    protocol = provenance.pop("protocol")
     protocol["geneval"] = {
         "judge_options": asdict(options),
         "detector": detector_identity,
@@ -310,7 +310,7 @@ def score_geneval_run(
     for key, value in {**provenance, "scorer": SCORER, "scorer_version": SCORER_VERSION,
                        "judge_options": json.dumps(protocol["geneval"]["judge_options"], sort_keys=True),
                        "detector_key": keys[0], "coverage": coverage["fraction"]}.items():
-        per_image[key] = value
+        per_image[key] = nested_to_text(value) if key in NESTED_COLUMNS else value
     rows = _result_rows(per_image, summary, provenance, protocol, coverage, n_resamples, seed, level)
 
     outputs = {

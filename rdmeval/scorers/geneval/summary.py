@@ -25,7 +25,15 @@ import pandas as pd
 from rdmeval.errors import RdmevalError
 from rdmeval.io import atomic_write_text
 from rdmeval.results.geneval_official import REQUIRED_COLUMNS, read_official_results  # noqa: F401 (re-exported)
-from rdmeval.scorers.bootstrap import check_level, check_n_resamples, percentile_interval, resample_indices
+from rdmeval.bootstrap import (
+    GENEVAL_N_RESAMPLES,
+    LEVEL,
+    SEED,
+    check_level,
+    check_n_resamples,
+    percentile_interval,
+    resample_indices,
+)
 from rdmeval.scorers.geneval.judge import Verdict
 
 #: The columns of the official ``results.jsonl``, in the official order.
@@ -184,7 +192,7 @@ def _resample(df: pd.DataFrame, n_resamples: int, seed: int) -> dict[str, dict[s
     return out
 
 
-def bootstrap_draws(df: pd.DataFrame, n_resamples: int = 1000, seed: int = 0) -> dict[str, np.ndarray]:
+def bootstrap_draws(df: pd.DataFrame, n_resamples: int = GENEVAL_N_RESAMPLES, seed: int = SEED) -> dict[str, np.ndarray]:
     """The bootstrap replicates behind :func:`bootstrap_ci`: ``{tag: (n_resamples,)}`` plus ``"overall"``.
 
     Each resample draws, for every task independently, as many prompts as the task has, with
@@ -199,7 +207,7 @@ def bootstrap_draws(df: pd.DataFrame, n_resamples: int = 1000, seed: int = 0) ->
 
 
 def bootstrap_ci(
-    df: pd.DataFrame, n_resamples: int = 1000, seed: int = 0, level: float = 0.95
+    df: pd.DataFrame, n_resamples: int = GENEVAL_N_RESAMPLES, seed: int = SEED, level: float = LEVEL
 ) -> BootstrapCI:
     """Percentile bootstrap CI of Overall, of each task score and of the % correct images / prompts.
 

@@ -1,9 +1,9 @@
 """PickScore arithmetic, free of models and files: the score, its aggregate, and bootstrap intervals.
 
-Protocol (docs/pickscore.md): score per (image, prompt) =
+Protocol (docs/protocol.md and docs/pickscore.md): score per (image, prompt) =
 ``exp(logit_scale) * cos(image_embeds, text_embeds)`` on the projected embeddings, L2-normalized,
 no softmax; the reported number is the mean over prompts. Intervals resample prompts (the unit
-that was sampled) with replacement and take percentiles of the resampled means.
+that was sampled) with replacement and take percentiles of the resampled means (:mod:`rdmeval.bootstrap`).
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ import numpy as np
 import torch
 
 from rdmeval.errors import RdmevalError
-from rdmeval.bootstrap import (
-    DEFAULT_LEVEL,
-    DEFAULT_RESAMPLES,
+from rdmeval.bootstrap import (  # noqa: F401 (paired_bootstrap, PairedComparison: re-exported)
+    LEVEL,
+    N_RESAMPLES,
+    SEED,
     PairedComparison,
     check_level,
     check_n_resamples,
@@ -24,9 +25,6 @@ from rdmeval.bootstrap import (
     percentile_interval,
     resample_indices,
 )
-
-__all__ = ["DEFAULT_LEVEL", "DEFAULT_RESAMPLES", "PairedComparison", "bootstrap_ci", "mean_over_prompts",
-           "paired_bootstrap", "per_prompt_means", "pickscore_from_embeddings"]
 
 
 def pickscore_from_embeddings(img_emb: torch.Tensor, txt_emb: torch.Tensor, logit_scale: torch.Tensor | float) -> torch.Tensor:
@@ -72,9 +70,9 @@ def mean_over_prompts(scores: Sequence[float] | np.ndarray, prompt_index: Sequen
 
 def bootstrap_ci(
     values: Sequence[float] | np.ndarray,
-    n_resamples: int = DEFAULT_RESAMPLES,
-    seed: int = 0,
-    level: float = DEFAULT_LEVEL,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = SEED,
+    level: float = LEVEL,
 ) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean of ``values`` (one value per prompt).
 

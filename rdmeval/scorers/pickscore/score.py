@@ -36,10 +36,8 @@ from rdmeval.api.layout import PER_IMAGE, PER_PROMPT, SUMMARY, RunLayout
 from rdmeval.errors import RunStoreError
 from rdmeval.io import atomic_write_bytes, atomic_write_json
 from rdmeval.results.rows import provenance_from_run, write_rows
-from rdmeval.scorers.bootstrap import check_level, check_n_resamples
+from rdmeval.bootstrap import LEVEL, N_RESAMPLES, SEED, check_level, check_n_resamples
 from rdmeval.scorers.pickscore.functional import (
-    DEFAULT_LEVEL,
-    DEFAULT_RESAMPLES,
     bootstrap_ci,
     per_prompt_means,
     pickscore_from_embeddings,
@@ -173,7 +171,7 @@ class PickScoreRunResult:
     aggregated: bool
     value: float | None = None
     ci: tuple[float, float] | None = None
-    level: float = DEFAULT_LEVEL
+    level: float = LEVEL
     n_images: int = 0
     n_prompts: int = 0
     n_truncated: int = 0
@@ -224,9 +222,9 @@ def score_pickscore_run(
     out_dir: str | os.PathLike[str] | None = None,
     num_workers: int = 0,
     progress: bool = True,
-    n_resamples: int = DEFAULT_RESAMPLES,
-    seed: int = 0,
-    level: float = DEFAULT_LEVEL,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = SEED,
+    level: float = LEVEL,
     run_id: str | None = None,
 ) -> PickScoreRunResult:
     """Embed the run's images and prompts (reusing cached embeddings), then write per-image,
@@ -345,7 +343,7 @@ def _aggregate(store: RunStore, manifest: dict[str, Any], scorer: PickScorer, co
                       "resampling": "prompts, with replacement"},
         "device": str(scorer.device),
     }
-    protocol = json.loads(prov["protocol"])
+    protocol = dict(prov["protocol"])
     protocol["scorer"] = scorer_info
     base = {k: prov[k] for k in ("run_id", "model", "benchmark", "benchmark_version", "benchmark_sha256")}
     base.update(scorer=SCORER, scorer_version=SCORER_VERSION)
@@ -379,7 +377,7 @@ def _aggregate(store: RunStore, manifest: dict[str, Any], scorer: PickScorer, co
         atomic_write_bytes(out / name, buf.getvalue())
     row = {
         **prov,
-        "protocol": json.dumps(protocol, sort_keys=True, default=str),
+        "protocol": protocol,
         "scorer": SCORER,
         "scorer_version": SCORER_VERSION,
         "category": "all",

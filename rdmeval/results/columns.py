@@ -1,0 +1,63 @@
+"""The table's columns and rows: the card's models and benchmarks, scorer families, the model order.
+
+Shared by the section builder (:mod:`rdmeval.results.sections`), the run-root reader's users and the
+report, so the card's layout is stated once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Sequence
+
+if TYPE_CHECKING:
+    from rdmeval.results.runroot import RunRoot
+
+#: The card's rows, in the order the table prints them, and their labels.
+CARD_MODELS: tuple[str, ...] = ("teacher", "naive", "student")
+MODEL_LABELS: dict[str, str] = {
+    "teacher": "4-step FLUX.2 klein teacher",
+    "naive": "naive klein @ 1 step (no distillation)",
+    "student": "1-step RDM student (s180)",
+}
+#: Full prompt counts of the card's benchmarks: fewer prompts make a "subset" cell.
+FULL_PROMPTS: dict[str, int] = {"geneval": 553, "pickapic-test": 499}
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """One column of the main table: which rows fill it and how its numbers print."""
+
+    key: str
+    label: str
+    benchmark: str
+    family: str  # "geneval" or "pickscore": the scorer name's prefix
+    category: str
+    metric: str
+    decimals: int
+    card: bool = True
+    scorer: str | None = None  # a specific scorer name (None: the family's only scorer)
+
+
+CARD_COLUMNS: tuple[ColumnSpec, ...] = (
+    ColumnSpec("geneval", "GenEval", "geneval", "geneval", "overall", "overall", 4),
+    ColumnSpec("coco-val", "PickScore COCO-val", "coco-val", "pickscore", "all", "pickscore_mean", 3),
+    ColumnSpec("pickapic-test", "PickScore Pick-a-Pic", "pickapic-test", "pickscore", "all", "pickscore_mean", 3),
+)
+FAMILY_LABELS = {"geneval": "GenEval", "pickscore": "PickScore"}
+FAMILY_CELL = {"geneval": ("overall", "overall", 4), "pickscore": ("all", "pickscore_mean", 3)}
+
+
+def scorer_family(scorer: str) -> str | None:
+    for fam in FAMILY_LABELS:
+        if str(scorer).startswith(fam) and not str(scorer).endswith("-paired"):
+            return fam
+    return None
+
+
+
+def table_models(rr: RunRoot, models: Sequence[str] | None = None) -> list[str]:
+    """The table's model order for a run root: ``models`` if given, else the card's three, then any other."""
+    if models:
+        return list(models)
+    found = dict.fromkeys(rr.rows["_model_key"].astype(str).tolist() + [k[0] for k in rr.runs])
+    return list(CARD_MODELS) + sorted(m for m in found if m not in CARD_MODELS)
