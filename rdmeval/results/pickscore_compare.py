@@ -79,14 +79,14 @@ class RunComparison:
         """Result rows (rdmeval.results.rows schema): the difference and the win rate."""
         prov = provenance_from_run(self.a.manifest, f"{self.a.run_dir} - {self.b.run_dir}")
         protocol = {
-            "a": json.loads(prov["protocol"]),
-            "b": json.loads(provenance_from_run(self.b.manifest, str(self.b.run_dir))["protocol"]),
+            "a": prov["protocol"],
+            "b": provenance_from_run(self.b.manifest, str(self.b.run_dir))["protocol"],
             "scorer_identity": json.loads(self.a.per_prompt["scorer_identity"].iloc[0]),
             "paired_bootstrap": {"n_resamples": self.paired.n_resamples, "seed": self.paired.seed, "level": self.paired.level,
                                  "resampling": "prompts, pairs kept together", "win": "A > B; ties count half"},
         }
         p = self.paired
-        base = {**prov, "model": f"{self.a.model} - {self.b.model}", "protocol": json.dumps(protocol, sort_keys=True),
+        base = {**prov, "model": f"{self.a.model} - {self.b.model}", "protocol": protocol,
                 "scorer": f"{self.a.per_prompt['scorer'].iloc[0]}-paired", "scorer_version": str(self.a.per_prompt["scorer_version"].iloc[0]),
                 "category": "all", "n": p.n,
                 "n_prompts": p.n, "coverage": 1.0, "complete": True, "higher_is_better": True,
