@@ -24,7 +24,10 @@ from rdmeval.distributed import torchrun_group
 from rdmeval.generators.base import Generator
 from rdmeval.generators.noise import NoiseSource, SeedPolicy
 from rdmeval.prompts.schema import PromptSet
+from rdmeval.api.layout import image_name
+from rdmeval.generators.finite import NonFiniteError
 from rdmeval.store import RunStore, WorkItem, resolve_shard, work_items
+from rdmeval.store.run_store import is_constant, prompt_record_hashes
 from rdmeval.store.lock import RunLock
 
 PNG_WRITERS = 4  # PNG encoding runs beside the GPU (PIL's zlib releases the GIL)
@@ -39,6 +42,10 @@ class GenerationSummary:
     generated: int
     complete: bool
     seconds: float
+    #: Constant images (every pixel the same value) among those made by this call.
+    constant_generated: int = 0
+    #: The manifest's ``constant_images`` once the run is complete (count + the first names), else None.
+    constant_in_run: dict[str, Any] | None = None
 
     @property
     def skipped(self) -> int:
@@ -47,10 +54,26 @@ class GenerationSummary:
 
     def line(self) -> str:
         state = "complete" if self.complete else "incomplete (other shards pending)"
-        return (
+        line = (
             f"{self.out}: shard {self.rank}/{self.world_size}: {self.generated} generated, "
             f"{self.skipped} already present, run {state} [{self.seconds:.1f}s]"
         )
+        warning = self.constant_warning()
+        return line + ("\n" + warning if warning else "")
+
+    def constant_warning(self) -> str:
+        """A warning line when images are constant (every pixel the same value), else ''."""
+        run = self.constant_in_run or {}
+        if run.get("count"):
+            names = ", ".join(run.get("images", []))
+            more = f", ... ({run['count'] - len(run.get('images', []))} more)" if run["count"] > len(run.get("images", [])) else ""
+            where = f"{run['count']} images of the run are constant (every pixel the same value): {names}{more}"
+        elif self.constant_generated:
+            where = f"{self.constant_generated} of the {self.generated} images made now are constant (every pixel the same value)"
+        else:
+            return ""
+        return (f"rdmeval: WARNING: {where}. A model that outputs flat (e.g. black) images is broken or saturated; "
+                "look at them before scoring (recorded in manifest.json as constant_images)")
 
 
 def build_request(generator: Generator, prompt_set: PromptSet, prompt_indices: Sequence[int], n_per_prompt: int,
@@ -102,7 +125,8 @@ def generate_run(
     if dist is not None and rank != 0:
         dist.barrier()  # rank 0 creates (or validates) the run first
     lock = RunLock(out, "generate", rank, world, run_lock=dist is None or rank == 0, exclusive=fresh and rank == 0)
-    store = RunStore.open_for_generation(out, request, fresh=fresh and rank == 0, execution=execution)
+    records = prompt_record_hashes(prompts)  # what each metadata.jsonl holds, for the scorers to check
+    store = RunStore.open_for_generation(out, request, fresh=fresh and rank == 0, execution=execution, prompt_records=records)
     lock.opened()  # one writer per run and shard; a killed writer's temporary files are removed
     if dist is not None and rank == 0:
         dist.barrier()
@@ -113,7 +137,7 @@ def generate_run(
     for idx in sorted({it.prompt_index for it in mine}):
         store.write_prompt(by_index[idx])
     height, width = generator.resolution
-    missing = set(store.pending(mine, size=(width, height)))
+    missing = set(store.pending(mine, size=(width, height)))  # absent, undecodable, resized or non-RGB
     todo = [block for block in blocks if missing.intersection(block)]
     writer = dist is None or rank == 0  # under torchrun rank 0 alone writes the manifest
     any_missing = len(missing)
@@ -124,14 +148,20 @@ def generate_run(
         dist.all_reduce(total)
         any_missing = int(total.item())
     if any_missing and store.resumed and writer:
-        store.record_resume(execution)
+        store.record_resume(execution, records)
 
     bar = tqdm(total=len(missing), unit="img", desc=f"generate {generator.name}", disable=not progress or not missing, dynamic_ncols=True)
     writes: list[Future] = []
+    constant = 0
     with ThreadPoolExecutor(max_workers=PNG_WRITERS, thread_name_prefix="png") as pool:
         for block in todo:
-            images = generator.generate([by_index[it.prompt_index].text for it in block], noise.latents(block))
+            try:
+                images = generator.generate([by_index[it.prompt_index].text for it in block], noise.latents(block))
+            except NonFiniteError as exc:
+                raise NonFiniteError(f"{store.root}: images {image_name(*block[0])} to {image_name(*block[-1])}: {exc}. "
+                                     "The run stays incomplete; resume it into the same --out once the model is fixed") from None
             new = [(it, img) for it, img in zip(block, images) if it in missing]
+            constant += sum(is_constant(img) for _, img in new)
             writes += [pool.submit(store.save_image, it, img) for it, img in new]
             while len(writes) > 4 * PNG_WRITERS * batch_size:  # bounded memory; surfaces write errors early
                 writes.pop(0).result()
@@ -142,5 +172,7 @@ def generate_run(
 
     if dist is not None:
         dist.barrier()
-    complete = store.mark_complete_if_done(write=writer)
-    return GenerationSummary(str(store.root), rank, world, len(mine), len(missing), complete, time.time() - t0)
+    complete = store.mark_complete_if_done(write=writer, images_made=any_missing > 0)
+    constant_in_run = store.read_manifest().get("constant_images") if complete else None
+    return GenerationSummary(str(store.root), rank, world, len(mine), len(missing), complete, time.time() - t0,
+                             constant, constant_in_run)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import errno
 import shutil
+import struct
 import subprocess
 import sys
+import zlib
 
 import pytest
+from PIL import Image
 
 from rdmeval.cli.failures import explain, worker_error
 from rdmeval.cli.main import main
@@ -94,13 +97,23 @@ def test_corrupt_image_read_in_a_dataloader_worker(tmp_path, tiny_clip, capsys):
     assert _gen(run, "--resolution", "64") == 0
     capsys.readouterr()
     bad = RunStore(run).image_path(WorkItem(2, 0))
-    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+    # Corrupt the pixel data but keep every chunk checksum right: the scorer's up-front check (PIL verify,
+    # which catches truncated or plainly corrupt files before any model work) passes, decoding in the worker fails.
+    data = bytearray(bad.read_bytes())
+    at = data.index(b"IDAT")
+    (length,) = struct.unpack(">I", data[at - 4 : at])
+    for k in range(at + 6, at + 4 + length, 7):
+        data[k] ^= 0x5A
+    data[at + 4 + length : at + 8 + length] = struct.pack(">I", zlib.crc32(bytes(data[at : at + 4 + length])))
+    bad.write_bytes(bytes(data))
+    with Image.open(bad) as im:
+        im.verify()
     argv = ["score", "pickscore", str(run), "--model", str(tiny_clip), "--processor", str(tiny_clip),
             "--workers", "1", "--no-progress", "--n-resamples", "10"]
     assert main(argv) == 2
     err = capsys.readouterr().err  # transformers' weight-loading progress bar may come first
     line = _one_line(err[err.index("rdmeval: error: "):])
-    assert line.startswith(f"rdmeval: error: {bad}: cannot decode the image") and "DataLoader" not in line
+    assert line.startswith(f"rdmeval: error: {bad}: cannot be decoded") and "DataLoader" not in line
 
 
 def test_verbose_and_debug_show_the_traceback(tmp_path, capsys, monkeypatch):

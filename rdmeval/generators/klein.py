@@ -51,6 +51,7 @@ import torch
 
 from rdmeval.errors import RdmevalError
 from rdmeval.generators.base import to_uint8
+from rdmeval.generators.finite import NonFiniteError
 from rdmeval.generators.text_encoder import DEFAULT_TEXT_LAYERS, PromptEncoder, load_text_encoder
 
 if TYPE_CHECKING:
@@ -279,6 +280,7 @@ class KleinGenerator:
         self.compiled = bool(compile)
         self.device = device
         self.base_info = base_info
+        self.base_label = base_label
         self._weights_sha256: str | None = None
         transformer.eval().requires_grad_(False)
         vae.eval().requires_grad_(False)
@@ -359,7 +361,32 @@ class KleinGenerator:
         with torch.inference_mode():
             embeds = self.prompts(prompts)
             images = self._sample(embeds, latents.to(self.device, torch.float32))
+            self._check_finite(images, "the decoded image (VAE output)")
             return to_uint8(images, self.uint8_mode)
+
+    # ----- non-finite outputs ---------------------------------------------------------------
+    def _checkpoint(self) -> str:
+        """The weights the DiT runs: the student's --weights file, else the --base pipeline."""
+        return f"--weights {self.weights_path}" if self.weights_path else f"--base {self.base_label} (model {self.preset})"
+
+    def _check_finite(self, t: torch.Tensor, tensor: str) -> None:
+        """Stop with a :class:`NonFiniteError` naming the checkpoint and ``tensor`` if ``t`` holds NaN/Inf.
+
+        One reduction and one device sync per check; to_uint8 would otherwise turn NaN into black pixels."""
+        if bool(torch.isfinite(t).all()):
+            return
+        n_nan, n_inf = int(torch.isnan(t).sum()), int(torch.isinf(t).sum())
+        raise NonFiniteError(
+            f"{self._checkpoint()}: {tensor} holds {n_nan} NaN and {n_inf} Inf values (of {t.numel()}), so the "
+            "images would be black or garbage and no image of this batch was saved. The weights are finite (checked "
+            "when read) but the model's output is not: its training probably diverged, or it overflows in "
+            f"--precision {self.regime.name}; try --precision fp32, or an earlier checkpoint"
+        )
+
+    def _check_step(self, _pipe: Any, i: int, _t: Any, kwargs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Pipeline step callback: the latents after step ``i`` (the DiT output folded in by the scheduler)."""
+        self._check_finite(kwargs["latents"], f"the latents after denoising step {i + 1} of {self.steps} (DiT output)")
+        return {}
 
     # ----- internals -----------------------------------------------------------------------
     def _call_pipeline(self, embeds: torch.Tensor, latents: torch.Tensor, output_type: str, callback: Any = None) -> torch.Tensor:
@@ -384,12 +411,12 @@ class KleinGenerator:
     def _sample(self, embeds: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
         """[0, 1] images (B, 3, H, W): bf16 in the faithful and bf16 regimes, fp32 in fp32."""
         if not self.regime.autocast:
-            return self._call_pipeline(embeds, latents, "pt")
+            return self._call_pipeline(embeds, latents, "pt", self._check_step)
         final: dict[str, torch.Tensor] = {}
 
-        def keep_latents(_pipe: Any, _i: int, _t: Any, kwargs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        def keep_latents(pipe: Any, i: int, t: Any, kwargs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             final["packed"] = kwargs["latents"]
-            return {}
+            return self._check_step(pipe, i, t, kwargs)
 
         self._call_pipeline(embeds, latents, "latent", keep_latents)
         return self.decode_like_reference(final["packed"])

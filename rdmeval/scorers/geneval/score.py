@@ -49,7 +49,7 @@ from rdmeval.scorers.geneval.summary import (
     summarize,
     write_official_results,
 )
-from rdmeval.scorers.runs import incomplete_run_error, listing
+from rdmeval.scorers.runs import check_run, incomplete_run_error, listing
 from rdmeval.store import RunStore, WorkItem, resolve_shard, shard_items
 from rdmeval.store.lock import RunLock
 
@@ -123,6 +123,7 @@ def _with_coverage(text: str, coverage: dict[str, Any]) -> str:
         "INCOMPLETE RUN: these numbers cover only the images present (scored with --allow-incomplete).",
         *([listing("missing prompt folders", coverage["missing_prompt_dirs"])] if coverage["missing_prompt_dirs"] else []),
         *([listing("missing images", coverage["missing_images"])] if coverage["missing_images"] else []),
+        *([listing("excluded images", coverage["excluded_images"])] if coverage.get("excluded_images") else []),
         "",
     ]
     return "\n".join(head + lines) + "\n"
@@ -201,15 +202,17 @@ def score_geneval_run(
     store = RunStore(run_dir)
     manifest = store.read_manifest()
     coverage = store.coverage()
-    coverage["fraction"] = coverage["present_images"] / coverage["expected_images"] if coverage["expected_images"] else 0.0
     if not coverage["complete"] and not allow_incomplete:
         raise incomplete_run_error(
             store.root, coverage, "The official scorer would silently drop them and change every denominator."
         )
-    if coverage["present_images"] == 0:
+    present = [it for it in store.expected_items() if store.image_path(it).is_file()]
+    check = check_run(store, present, allow_incomplete=allow_incomplete)  # before any model work
+    present, coverage = check.scorable, check.apply(coverage)
+    coverage["fraction"] = coverage["present_images"] / coverage["expected_images"] if coverage["expected_images"] else 0.0
+    if not present:
         raise RunStoreError(f"{run_dir} has no images to score; generate them with `rdmeval generate`")
 
-    present = [it for it in store.expected_items() if store.image_path(it).is_file()]
     metas = {p: _metadata(store, p) for p in sorted({it.prompt_index for it in present})}
     rank, world = resolve_shard(shard)
     dist = torchrun_group(shard)
@@ -307,6 +310,8 @@ def score_geneval_run(
         "bootstrap": {"n_resamples": n_resamples, "seed": seed, "level": level, "resampling": "prompts within each task"},
         "coverage": {k: coverage[k] for k in ("expected_images", "present_images", "complete")},
     }
+    if check.provenance():
+        protocol["geneval"]["run_check"] = check.provenance()
     for key, value in {**provenance, "scorer": SCORER, "scorer_version": SCORER_VERSION,
                        "judge_options": json.dumps(protocol["geneval"]["judge_options"], sort_keys=True),
                        "detector_key": keys[0], "coverage": coverage["fraction"]}.items():
@@ -328,5 +333,6 @@ def score_geneval_run(
     write_rows(rows, outputs["summary"])
     reused = len(images) - detected
     return GenevalScoreResult(run_dir, True, detected, reused, n_classified, coverage, summary, text, outputs,
-                              message=f"{len(images)} images judged ({detected} detected now, {reused} from the cache)",
+                              message=f"{len(images)} images judged ({detected} detected now, {reused} from the cache)"
+                              + (f"; {check.note}" if check.note else ""),
                               seconds=time.time() - t0)

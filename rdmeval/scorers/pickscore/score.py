@@ -44,8 +44,9 @@ from rdmeval.scorers.pickscore.functional import (
 )
 from rdmeval.scorers.pickscore.model import MAX_LENGTH, PickScorer
 from rdmeval.distributed import torchrun_group
-from rdmeval.scorers.runs import incomplete_run_error
+from rdmeval.scorers.runs import RunCheck, check_run, incomplete_run_error
 from rdmeval.store import RunStore, WorkItem, resolve_shard, shard_items
+from rdmeval.store.run_store import decode_image
 from rdmeval.store.lock import RunLock
 
 SCORER = "pickscore"
@@ -123,25 +124,16 @@ class _ImageFiles(torch.utils.data.Dataset):
 
     def __init__(self, store: RunStore, items: Sequence[WorkItem]):
         self.store, self.items = store, list(items)
+        self.size = store.image_size()
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, i: int):
-        from PIL import Image
-
         item = self.items[i]
         path = self.store.image_path(item)
         data = path.read_bytes()
-        try:
-            with Image.open(io.BytesIO(data)) as im:
-                im.load()
-                if im.mode not in ("RGB", "RGBA", "L", "P"):
-                    raise RunStoreError(f"{path}: image mode {im.mode} is not 8-bit RGB; regenerate it")
-                image = im.convert("RGB")
-        except (OSError, ValueError, SyntaxError) as exc:
-            raise RunStoreError(f"{path}: cannot decode the image ({exc}); delete it and resume the run with `rdmeval generate`") from None
-        return item_key(item), _sha(data), image
+        return item_key(item), _sha(data), decode_image(path, data, self.size)  # RGB at the run's size, or an error
 
 
 class _Collate:
@@ -179,6 +171,7 @@ class PickScoreRunResult:
     benchmark: dict[str, Any] = field(default_factory=dict)
     pending_images: int = 0
     note: str = ""
+    check: RunCheck | None = None
 
     @property
     def message(self) -> str:
@@ -187,7 +180,8 @@ class PickScoreRunResult:
         if not self.aggregated:
             return f"pickscore shard {self.rank}/{self.world_size}: {done}; " + (
                 self.note or f"{self.pending_images} images still lack an embedding")
-        return f"pickscore {self.value:.4f} over {self.n_prompts} prompts ({done})"
+        checked = f"; {self.check.note}" if self.check is not None and self.check.note else ""
+        return f"pickscore {self.value:.4f} over {self.n_prompts} prompts ({done}){checked}"
 
     def line(self) -> str:
         head = (f"{self.run_dir}: pickscore shard {self.rank}/{self.world_size}: {self.embedded_images} images embedded, "
@@ -209,6 +203,8 @@ class PickScoreRunResult:
         if not self.coverage.get("complete", True):
             lines.append(f"  INCOMPLETE RUN (--allow-incomplete): {self.coverage['present_images']} of "
                          f"{self.coverage['expected_images']} images; not comparable with a complete run")
+        if self.check is not None and self.check.note:
+            lines.append(f"  {self.check.note}")
         lines.append(f"  wrote {self.out_dir}/summary.parquet, per_prompt.parquet, per_image.parquet")
         return "\n".join(lines)
 
@@ -239,7 +235,8 @@ def score_pickscore_run(
         raise incomplete_run_error(store.root, cov, "Its mean would cover other prompts than a complete run's.")
     items = store.expected_items()
     missing = set(store.missing(items))
-    present = [it for it in items if it not in missing]
+    check = check_run(store, [it for it in items if it not in missing], allow_incomplete=allow_incomplete)
+    present, cov = check.scorable, check.apply(cov)  # checked before any model work
     if not present:
         raise RunStoreError(f"{store.root}: no images to score (0 of {cov['expected_images']} present); run `rdmeval generate` first")
     rank, world = resolve_shard(shard)
@@ -290,7 +287,8 @@ def score_pickscore_run(
         bar.close()
 
     result = PickScoreRunResult(str(store.root), str(out), rank, world, len(todo), reused, 0.0, aggregated=False,
-                                coverage=cov, benchmark=manifest.get("request", {}).get("prompt_set", {}), level=level)
+                                coverage=cov, benchmark=manifest.get("request", {}).get("prompt_set", {}), level=level,
+                                check=check)
     if dist is not None:
         dist.barrier()
         if rank != 0:
@@ -345,6 +343,8 @@ def _aggregate(store: RunStore, manifest: dict[str, Any], scorer: PickScorer, co
     }
     protocol = dict(prov["protocol"])
     protocol["scorer"] = scorer_info
+    if result.check is not None and result.check.provenance():
+        protocol["run_check"] = result.check.provenance()
     base = {k: prov[k] for k in ("run_id", "model", "benchmark", "benchmark_version", "benchmark_sha256")}
     base.update(scorer=SCORER, scorer_version=SCORER_VERSION)
     counts = pd.Series(prompt_index).value_counts()
