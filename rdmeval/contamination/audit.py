@@ -3,6 +3,10 @@
 Steps: load the benchmark and index it; stream the pool (and the optional null pool) through the
 index; derive per-prompt flags, coverage, sampling mass and distributions; optionally split
 scored runs into clean and contaminated prompts; write the report (``report.write_report``).
+
+Why one module of ~400 lines: these steps share one pass over the pool and its per-level state;
+the parts that stand alone (levels, tallies, the split, the report, the degenerate-input checks)
+are already their own modules.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """FLUX.2 [klein] on diffusers: the teacher (4 steps), naive (1 step) and RDM student (1 step) presets.
 
-Why one module of ~440 lines: it is one class (:class:`KleinGenerator`, ~250 lines) whose pieces
+Why one module of ~470 lines: it is one class (:class:`KleinGenerator`, ~250 lines) whose pieces
 (device and precision regime, base-weight resolution, the pipeline call, the fp32 output hook)
 each exist only to reproduce the reference sampler's numbers; the parts that stand alone (text
 encoding, weight loading) are already their own modules, and splitting the class would scatter
