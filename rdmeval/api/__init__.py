@@ -4,7 +4,9 @@
 - :class:`Benchmark` and :class:`SeedPolicy`: one benchmark's frozen protocol (a suite holds several);
 - :class:`RunLayout` / :class:`RunRootLayout`: where a run's images, manifest and scores live;
 - :class:`Scorer`, :class:`ScoreResult`, :class:`ScorerOptions`: scoring a run directory;
-- :class:`Registry`: named plugins (generators, scorers, prompt sets, suites), lazy, with "did you mean".
+- :class:`Registry`: named plugins (generators, scorers, prompt sets, suites), lazy, with "did you mean";
+- :mod:`rdmeval.api.rows`: ``ResultRow``, the result schema every scorer writes and the table reads, with
+  its parquet/JSON I/O (import it from there: it needs pandas, which this package does not load).
 
 This package imports nothing of rdmeval but its errors, so every layer may depend on it.
 See docs/architecture.md.

@@ -1,7 +1,7 @@
 """The scorer contract: a loaded model that scores a run directory and says what it wrote.
 
 A scorer reads a run (:class:`rdmeval.api.RunLayout`), writes its outputs under
-``scores/<name>/`` (at least ``summary.parquet``: result rows, see :mod:`rdmeval.results.rows`) and
+``scores/<name>/`` (at least ``summary.parquet``: result rows, see :mod:`rdmeval.api.rows`) and
 returns a :class:`ScoreResult`. ``rdmeval reproduce`` builds each scorer a suite names once
 (``build(options)``, from the scorer registry :data:`rdmeval.scorers.registry.SCORERS`) and calls
 ``score_run`` on every run that needs it.

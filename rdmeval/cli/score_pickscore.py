@@ -60,8 +60,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    from rdmeval.results.rows import write_rows
-    from rdmeval.scorers.pickscore.compare import compare_runs
+    from rdmeval.api.rows import write_rows
+    from rdmeval.results.pickscore_compare import compare_runs
 
     comparison = compare_runs(args.run_a, args.run_b, scores_a=args.scores_a, scores_b=args.scores_b,
                               n_resamples=args.n_resamples, seed=args.seed, allow_scorer_mismatch=args.allow_scorer_mismatch)

@@ -81,7 +81,7 @@ def read_geneval_images(scores_dir: str | Path) -> pd.DataFrame:
                 f"no GenEval per-image results in {scores_dir} (per_image.parquet or results.jsonl); "
                 "score the run with `rdmeval score geneval RUN_DIR`"
             )
-        from rdmeval.results.geneval_official import read_official_results
+        from rdmeval.geneval_official import read_official_results
 
         df = read_official_results(jsonl)
         idx = df["filename"].astype(str).str.extract(IMAGE_PATH_PATTERN)
@@ -233,5 +233,5 @@ def compare_pickscore_runs(
         model_a=labels[0], model_b=labels[1], run_a=str(run_a), run_b=str(run_b),
         mean_a=p.mean_a, mean_b=p.mean_b, diff=p.mean_diff, ci_low=p.ci_low, ci_high=p.ci_high, n_prompts=p.n,
         wins=p.wins, losses=p.losses, ties=p.ties, level=p.level, n_resamples=p.n_resamples, seed=p.seed,
-        method=f"paired bootstrap over prompts (rdmeval.scorers.pickscore.compare); win rate of A {p.win_rate:.3f}",
+        method=f"paired bootstrap over prompts (rdmeval.results.pickscore_compare); win rate of A {p.win_rate:.3f}",
     )

@@ -1,7 +1,6 @@
 """Paired comparison of two PickScore-scored runs on the same prompts (e.g. student vs teacher).
 
 It reads only the files the PickScore scorer wrote (so the results layer needs no scorer code);
-``rdmeval.scorers.pickscore.compare`` re-exports it.
 
 Reads each run's ``scores/pickscore/per_prompt.parquet`` (written by ``rdmeval score pickscore``),
 checks that both runs used the same prompt set (name, version, sha256, parameters), the same

@@ -1,6 +1,6 @@
 """The protocol section's text: one setting (ctx_len, seeds, precision, scorer, ...) of one result row.
 
-A result row's ``protocol`` (and ``versions``) is a nested object (:mod:`rdmeval.results.rows`);
+A result row's ``protocol`` (and ``versions``) is a nested object (:mod:`rdmeval.api.rows`);
 :func:`setting` reads one named setting from it as the text the table prints.
 """
 

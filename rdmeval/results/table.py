@@ -1,7 +1,7 @@
 """The model card's table, regenerated from tidy result rows, beside the published numbers.
 
 ``build_table(run_root)`` reads every ``<root>/runs/*/*/scores/*/summary.parquet`` (the rows the
-scorers write, :mod:`rdmeval.results.rows`) and ``results/published.toml``, and returns a
+scorers write, :mod:`rdmeval.api.rows`) and ``results/published.toml``, and returns a
 :class:`ResultsTable` of sections, each a grid of :class:`Cell`:
 
 - ``main``: models (teacher / naive / student, then any other) x the card's three columns

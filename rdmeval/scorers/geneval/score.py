@@ -34,7 +34,7 @@ from rdmeval.distributed import torchrun_group
 from rdmeval.errors import RdmevalError, RunStoreError
 from rdmeval.io import atomic_write_bytes, atomic_write_text
 from rdmeval.prompts.geneval import is_geneval_record
-from rdmeval.results import NESTED_COLUMNS, nested_to_text, provenance_from_run, write_rows
+from rdmeval.api.rows import NESTED_COLUMNS, nested_to_text, provenance_from_run, write_rows
 from rdmeval.bootstrap import GENEVAL_N_RESAMPLES, LEVEL, SEED, check_level, check_n_resamples
 from rdmeval.scorers.geneval.cache import SCORES_FOLDER, detection_path, image_sha256, read_detections
 from rdmeval.scorers.geneval.detections import Detection, ImageDetections

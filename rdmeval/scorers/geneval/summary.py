@@ -24,7 +24,7 @@ import pandas as pd
 
 from rdmeval.errors import RdmevalError
 from rdmeval.io import atomic_write_text
-from rdmeval.results.geneval_official import REQUIRED_COLUMNS, read_official_results  # noqa: F401 (re-exported)
+from rdmeval.geneval_official import REQUIRED_COLUMNS, read_official_results  # noqa: F401 (re-exported)
 from rdmeval.bootstrap import (
     GENEVAL_N_RESAMPLES,
     LEVEL,

@@ -7,7 +7,7 @@ Writes, under ``<run>/scores/pickscore/`` (or ``out_dir``)::
     cache/<fingerprint>/texts/*.npz       text embeddings (prompt index, text sha256, CLIP tokens, embedding)
     per_image.parquet                     one row per image: score, image sha256, provenance
     per_prompt.parquet                    one row per prompt: mean over its images, tokens, truncated
-    summary.parquet (+ summary.json)      result rows (rdmeval.results.rows): pickscore_mean with CI
+    summary.parquet (+ summary.json)      result rows (rdmeval.api.rows): pickscore_mean with CI
 
 Every cache chunk is written atomically as soon as its batch is embedded, so a killed job resumes
 where it stopped; a cached image embedding is reused only if the image's sha256 still matches.
@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 from rdmeval.api.layout import PER_IMAGE, PER_PROMPT, SUMMARY, RunLayout
 from rdmeval.errors import RunStoreError
 from rdmeval.io import atomic_write_bytes, atomic_write_json
-from rdmeval.results.rows import provenance_from_run, write_rows
+from rdmeval.api.rows import provenance_from_run, write_rows
 from rdmeval.bootstrap import LEVEL, N_RESAMPLES, SEED, check_level, check_n_resamples
 from rdmeval.scorers.pickscore.functional import (
     bootstrap_ci,
