@@ -10,7 +10,7 @@ import torch
 from rdmeval.distill.kernels import cross_mean, gamma_from_sigma, self_mean, squared_distances, weighted_cross_mean
 from rdmeval.distill.loss import nystrom_mmd, objective, self_normalize
 from rdmeval.distill.reference import (
-    BundleError, ReferenceBundle, build_bundle, build_reference_bundle, kmeans_landmarks, load_bundle,
+    BundleError, ReferenceBundle, build_bundle, build_reference_bundle, joint_feature, kmeans_landmarks, load_bundle,
     median_sigma, nystrom_alpha, save_bundle,
 )
 
@@ -189,3 +189,22 @@ def test_bundle_rejects_inconsistent_fields():
         ReferenceBundle(Z=torch.zeros(4, 3), alpha=torch.zeros(5), sigma=1.0, k_rr=0.1)
     with pytest.raises(BundleError, match="d_img"):
         ReferenceBundle(Z=torch.zeros(4, 3), alpha=torch.zeros(4), sigma=1.0, k_rr=0.1, beta=1.0, d_img=2, d_txt=2)
+
+
+def test_kmeans_reseeds_empty_clusters_with_distinct_rows():
+    """Twenty copies of one point and five other points, six centres: the seeded init draws copies of the
+    repeated point, whose clusters come out empty; each must be reseeded with a different point, so the
+    six centres end up the six distinct points (a reseed by random row would pick the repeated one again)."""
+    others = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0], [2.0, 2.0]])
+    x = torch.cat([torch.zeros(20, 2), others])
+    for seed in range(5):
+        z = kmeans_landmarks(x, 6, iters=5, seed=seed)
+        assert len({tuple(row.tolist()) for row in z}) == 6, f"seed {seed}: duplicate centres {z.tolist()}"
+        assert sorted(map(tuple, z.tolist())) == sorted(map(tuple, torch.cat([torch.zeros(1, 2), others]).tolist()))
+
+
+def test_joint_feature_moves_tau_to_the_features_device_and_dtype():
+    img = torch.randn(3, 4, dtype=torch.float64, device="meta")
+    tau = torch.randn(3, 2)  # CPU, fp32: the text table usually lives on the host
+    out = joint_feature(img, tau, 0.5)
+    assert out.device == img.device and out.dtype == torch.float64 and out.shape == (3, 6)

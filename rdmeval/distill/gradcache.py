@@ -55,7 +55,8 @@ def gradcache_backward(
         inputs = {name: gather_fn(leaf) if gather_fn is not None else leaf for name, leaf in leaves.items()}
         loss = loss_fn(inputs)
         (loss * scale).backward()
-    grads = {name: leaf.grad for name, leaf in leaves.items()}
+    # an encoder whose features do not enter the loss (weight 0, or left out) has no gradient to push back
+    grads = {name: leaf.grad for name, leaf in leaves.items() if leaf.grad is not None}
 
     # Pass 2: re-encode each chunk, same order, and push the cached gradient through it.
     start = 0
@@ -64,8 +65,8 @@ def gradcache_backward(
             feats = encode_fn(chunk)
             if list(feats) != names:
                 raise RuntimeError(f"encode_fn returned encoders {list(feats)} in pass 2 but {names} in pass 1")
-            surrogate = sum((feats[name] * grads[name][start : start + size]).sum() for name in names)
-            if surrogate.requires_grad:
+            surrogate = sum((feats[name] * grads[name][start : start + size]).sum() for name in grads)
+            if isinstance(surrogate, torch.Tensor) and surrogate.requires_grad:
                 surrogate.backward()
         start += size
     return loss.detach()

@@ -67,8 +67,8 @@ def kmeans_landmarks(
 ) -> Tensor:
     """Lloyd k-means with ``num_landmarks`` centres (fp32; the caller casts to fp64).
 
-    Init: rows of a seeded ``randperm``. Assignment is chunked. An empty cluster is reseeded with
-    a random row drawn from the same seeded generator.
+    Init: rows of a seeded ``randperm``. Assignment is chunked. Empty clusters are reseeded with
+    the rows farthest from their assigned centres (distinct rows, none of them a centre already).
     """
     n = features.shape[0]
     if not 1 <= num_landmarks <= n:
@@ -78,16 +78,15 @@ def kmeans_landmarks(
     centres = x[torch.randperm(n, generator=gen)[:num_landmarks].to(x.device)].clone()
     for _ in range(iters):
         c_sq = (centres * centres).sum(dim=1)
-        assign = torch.cat(
-            [squared_distances(x[s : s + chunk], centres, c_sq).argmin(dim=1) for s in range(0, n, chunk)]
-        )
+        nearest = [squared_distances(x[s : s + chunk], centres, c_sq).min(dim=1) for s in range(0, n, chunk)]
+        dist = torch.cat([d.values for d in nearest])
+        assign = torch.cat([d.indices for d in nearest])
         sums = torch.zeros_like(centres).index_add_(0, assign, x)
         counts = torch.bincount(assign, minlength=num_landmarks).to(x.dtype)
         empty = counts == 0
         centres = sums / counts.clamp_min(1.0)[:, None]
         if bool(empty.any()):
-            picks = torch.randint(0, n, (int(empty.sum()),), generator=gen).to(x.device)
-            centres[empty] = x[picks]
+            centres[empty] = x[torch.topk(dist, int(empty.sum())).indices]
     return centres
 
 
@@ -153,7 +152,8 @@ def joint_feature(image_features: Tensor, text_features: Tensor, beta: float) ->
         raise ValueError(
             f"joint feature rows disagree: {image_features.shape[0]} image rows vs {text_features.shape[0]} text rows"
         )
-    return torch.cat([image_features, beta * text_features.to(image_features.dtype)], dim=1)
+    text = text_features.to(device=image_features.device, dtype=image_features.dtype)
+    return torch.cat([image_features, beta * text], dim=1)
 
 
 def nystrom_alpha(landmarks: Tensor, pool: Tensor, gamma: float, *, jitter: float = JITTER, chunk: int = 50_000) -> Tensor:
