@@ -11,6 +11,8 @@ import pytest
 
 from rdmeval.contamination.pool_spec import PoolSource, PoolSpecError, load_pool_spec, parse_overrides
 from rdmeval.contamination.pools import coco_captions, iter_source
+from rdmeval._assets import asset_dir
+from rdmeval.errors import RdmevalError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -172,3 +174,13 @@ def test_released_specs_parse(tmp_path):
         by_name = {s.name: s for s in spec.sources}
         assert by_name["coco-train2014"].kind == "coco" and by_name["coco-train2014"].path == coco
         assert {s.expected_rows for s in spec.sources} == {82783, 553}
+
+
+def test_packaged_pool_specs_load_by_name_from_any_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # nothing of the repository around: names resolve against the package
+    monkeypatch.setenv("RDMEVAL_COCO_TRAIN2014_CAPTIONS", str(tmp_path / "captions_train2014.json"))
+    spec = load_pool_spec("demo")
+    assert spec.name == "demo-pool"
+    assert load_pool_spec("rdm-s180-generator").name == load_pool_spec(asset_dir("benchmarks") / "pools" / "rdm-s180-generator.toml").name
+    with pytest.raises(RdmevalError, match="Did you mean 'rdm-s180-generator'"):
+        load_pool_spec("rdm-s180-generater")

@@ -6,26 +6,27 @@ import argparse
 import sys
 from pathlib import Path
 
+from rdmeval.contamination.pool_spec import pool_specs
 from rdmeval.errors import RdmevalError
 
 EPILOG = """\
 examples:
   # the released student's generator pool (COCO train2014 first captions + GenEval x32)
   export RDMEVAL_COCO_TRAIN2014_CAPTIONS=/data/coco/annotations/captions_train2014.json
-  rdmeval audit --benchmark geneval --pool benchmarks/pools/rdm-s180-generator.toml --out audit/geneval-generator
+  rdmeval audit --benchmark geneval --pool rdm-s180-generator --out audit/geneval-generator
 
   # its reference pool, the COCO path given on the command line, plus a null pool of GenEval
   # templates drawn with another seed
-  rdmeval audit --benchmark geneval --pool benchmarks/pools/rdm-s180-reference.toml \\
+  rdmeval audit --benchmark geneval --pool rdm-s180-reference \\
       --set coco-train2014.path=/data/coco/annotations/captions_train2014.json \\
       --null templates:seed=7 --out audit/geneval-reference
 
   # Pick-a-Pic prompts, every level including sentence embeddings, 2 worker processes
-  rdmeval audit --benchmark pickapic-test --pool benchmarks/pools/rdm-s180-generator.toml \\
+  rdmeval audit --benchmark pickapic-test --pool rdm-s180-generator \\
       --levels exact,normalized,structure,ngram,minhash,semantic --workers 2 --out audit/pickapic
 
   # clean/dirty split of scored runs (per-prompt or per-image scores: prompt_idx + score/correct [+ tag])
-  rdmeval audit --benchmark geneval --pool benchmarks/pools/rdm-s180-generator.toml \\
+  rdmeval audit --benchmark geneval --pool rdm-s180-generator \\
       --scores student=results/student-geneval.parquet --scores teacher=results/teacher-geneval.parquet \\
       --out audit/geneval-split
 
@@ -155,7 +156,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     g = p.add_argument_group("inputs")
     g.add_argument("--benchmark", required=True, metavar="NAME|FILE", help="a registered prompt set (geneval, pickapic-test, coco-val) or a .jsonl/.txt/.csv file")
     g.add_argument("--prompts-file", metavar="PATH", help="local copy (file or folder) of the registered benchmark set, for offline machines")
-    g.add_argument("--pool", required=True, metavar="SPEC.toml", help="pool composition spec (see benchmarks/pools/)")
+    g.add_argument("--pool", required=True, metavar="NAME|SPEC.toml",
+                   help="pool composition spec: a packaged one by name (" + ", ".join(pool_specs().names()) + ") or a TOML file")
     g.add_argument("--set", action="append", metavar="SOURCE.KEY=VALUE", help="override a pool source key, e.g. coco-train2014.path=FILE (repeatable)")
     g.add_argument("--null", metavar="SPEC.toml|templates:seed=N", help="null pool: a spec, or GenEval templates drawn with seed N")
     g.add_argument("--null-set", action="append", metavar="SOURCE.KEY=VALUE", help="override a null pool source key (repeatable)")

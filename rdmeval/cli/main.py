@@ -36,7 +36,7 @@ examples:
   torchrun --nproc-per-node 8 -m rdmeval generate --model teacher --prompts geneval --out runs/teacher/geneval
   rdmeval score geneval runs/student/geneval     # GenEval with the mmdet scorer
   rdmeval score pickscore runs/student/pickapic-test
-  rdmeval audit --benchmark geneval --pool benchmarks/pools/rdm-s180-generator.toml --out audit/
+  rdmeval audit --benchmark geneval --pool rdm-s180-generator --out audit/
   rdmeval env                                    # versions, devices, cache location
 """
 

@@ -38,6 +38,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from rdmeval._assets import asset_dir
+from rdmeval.api import Registry
 from rdmeval.specs import SpecError, Where, array_of_tables, did_you_mean, from_mapping, keys_of, read_toml
 
 KINDS: tuple[str, ...] = ("txt", "jsonl", "csv", "parquet", "coco", "prompt_set", "geneval_templates")
@@ -293,9 +295,19 @@ def pool_spec_from_dict(
     )
 
 
+def pool_specs() -> Registry[Path]:
+    """The pool specs shipped in benchmarks/pools/, by name (``rdm-s180-generator`` -> its TOML file)."""
+    return Registry.of("pool spec", {p.stem: p for p in sorted((asset_dir("benchmarks") / "pools").glob("*.toml"))},
+                       suffix="; or pass the path of a pool spec TOML file")
+
+
 def load_pool_spec(path: str | os.PathLike[str], overrides: Sequence[str] | Mapping[str, Mapping[str, Any]] | None = None) -> PoolSpec:
-    """Read a TOML composition spec; ``overrides`` as ``SOURCE.KEY=VALUE`` strings or a nested dict."""
+    """Read a TOML composition spec, by path or by the name of a packaged one (``rdm-s180-generator``);
+    ``overrides`` as ``SOURCE.KEY=VALUE`` strings or a nested dict. Relative paths inside a spec resolve
+    against the spec's own folder, so a packaged spec works from any working directory."""
     file = Path(path).expanduser()
+    if not file.exists() and not file.suffix:
+        file = pool_specs().get(str(path))
     raw = read_toml(file, PoolSpecError, f"{file}: no such pool spec (a TOML file with [[source]] tables)")
     if overrides is None or isinstance(overrides, Mapping):
         parsed = overrides
