@@ -80,4 +80,4 @@ def test_help_has_examples(capsys):
         main(["audit", "--help"])
     assert exc.value.code == 0
     text = capsys.readouterr().out
-    assert "examples:" in text and "rdm-s180-generator.toml" in text and "--set coco-train2014.path=" in text
+    assert "examples:" in text and "--pool rdm-s180-generator" in text and "--set coco-train2014.path=" in text
