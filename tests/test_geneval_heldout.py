@@ -200,3 +200,15 @@ def test_make_heldout_command_checks_the_pinned_file(shared_data, capsys, tmp_pa
     assert main(["prompts", "make-heldout", "--seed", "2", "--out", str(out), "--prompts-file", official]) == 0
     assert out.read_bytes() != (REPO / "prompts" / "geneval_heldout_v1.jsonl").read_bytes()
     assert len(out.read_text(encoding="utf-8").splitlines()) == 473
+
+
+def test_the_heldout_suite_runs_both_sets_under_genevals_protocol():
+    from rdmeval.suites import load_suite
+
+    paper = {b.prompts: b for b in load_suite("paper-table").benchmarks}["geneval"]
+    suite = load_suite("geneval-heldout")
+    assert [m.name for m in suite.models] == ["teacher", "student"]
+    assert [b.prompts for b in suite.benchmarks] == ["geneval", "geneval-heldout"]
+    for b in suite.benchmarks:
+        assert (b.n_per_prompt, b.ctx_len, b.seed_policy, b.batch_size, b.scorers) == (
+            paper.n_per_prompt, paper.ctx_len, paper.seed_policy, paper.batch_size, paper.scorers)
