@@ -22,6 +22,9 @@ PROTOCOL_SUITE = "paper-table"
 _CTX_REASON = {"geneval": "training geometry", "pickapic-test": "headline", "coco-val": "training captions"}
 #: Demo sets follow the protocol of the benchmark they stand in for.
 _DEMO_SETS = {"demo-geneval": "geneval", "demo-captions": "coco-val"}
+#: Sets measured with another benchmark's protocol: held-out GenEval is judged exactly as GenEval
+#: (4 images per prompt, per-sample seeds over its own prompt list, ctx 48; docs/heldout.md).
+_SAME_PROTOCOL = {"geneval-heldout": "geneval"}
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,8 @@ def _protocols() -> dict[str, GenerationProtocol]:
 
     by_set = {b.prompts: b for b in load_suite(PROTOCOL_SUITE).benchmarks}
     out = {name: _from_benchmark(b, name) for name, b in by_set.items()}
-    out.update({demo: _from_benchmark(by_set[real], f"{demo} ({real} protocol)") for demo, real in _DEMO_SETS.items()})
+    same = {**_DEMO_SETS, **_SAME_PROTOCOL}
+    out.update({name: _from_benchmark(by_set[real], f"{name} ({real} protocol)") for name, real in same.items()})
     return out
 
 

@@ -1,4 +1,4 @@
-"""``rdmeval prompts list | show NAME | fetch NAME | verify NAME|FILE``."""
+"""``rdmeval prompts list | show NAME | fetch NAME | verify NAME|FILE | make-heldout``."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ examples:
   rdmeval prompts verify geneval --prompts-file ./evaluation_metadata.jsonl
   rdmeval prompts verify my_prompts.jsonl                   # check a user file parses
   rdmeval prompts show coco-val --prompts-file annotations/captions_val2014.json --n 1000
+  rdmeval prompts make-heldout --prompts-file ./evaluation_metadata.jsonl   # prove the pinned geneval-heldout
+  rdmeval prompts make-heldout --seed 2 --out heldout-s2.jsonl --prompts-file ./evaluation_metadata.jsonl
 """
 
 
@@ -24,7 +26,41 @@ def _params(args: argparse.Namespace) -> dict:
     return {k: v for k, v in (("n", args.n), ("seed", args.seed)) if v is not None}
 
 
+def _make_heldout(args: argparse.Namespace) -> int:
+    """Build geneval-heldout from GenEval's rules; without --out, check it against the pinned file."""
+    import tempfile
+
+    from rdmeval._assets import asset_dir
+    from rdmeval.contamination.heldout import HELDOUT_SEED, NOT_HELD_OUT, prompt_sources, write_heldout
+
+    official = [p.metadata for p in load_prompt_set("geneval", path=args.prompts_file).prompts]
+    pools = [prompt_sources(Path(p)) for p in args.pool] if args.pool else None
+    local = {"geneval": Path(args.prompts_file)} if args.prompts_file else None
+    seed = HELDOUT_SEED if args.seed is None else args.seed
+    note = f"(single_object not held out: {', '.join(NOT_HELD_OUT)} has no structure outside the official set)"
+    if args.out:
+        records = write_heldout(Path(args.out), seed, official, pools, local)
+        print(f"wrote {len(records)} held-out GenEval prompts (seed {seed}) to {args.out} {note}")
+        return 0
+    if args.seed is not None or args.pool:
+        raise RdmevalError("rdmeval prompts make-heldout: --seed/--pool change the set; give --out FILE to write it")
+    spec = get_spec("geneval-heldout")
+    pinned = asset_dir("prompts") / spec.local
+    with tempfile.TemporaryDirectory() as tmp:
+        fresh = Path(tmp) / spec.local
+        write_heldout(fresh, seed, official, None, local)
+        same = fresh.read_bytes() == pinned.read_bytes()
+    if not same:
+        print(f"geneval-heldout: prompts/{spec.local} is NOT what the generator makes with seed {seed}")
+        return 1
+    print(f"geneval-heldout {spec.version}: prompts/{spec.local} is byte-identical to the generator's output "
+          f"with seed {seed} {note}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.action == "make-heldout":
+        return _make_heldout(args)
     if args.action == "list":
         for name, spec in registry().items():
             print(f"{name:<16} {spec.version:<14} {spec.description}")
@@ -60,10 +96,13 @@ def run(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("prompts", help="list, show, fetch and verify prompt sets", epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("action", choices=["list", "show", "fetch", "verify"])
+    p.add_argument("action", choices=["list", "show", "fetch", "verify", "make-heldout"])
     p.add_argument("name", nargs="?", help="a registered set name, or a .jsonl/.txt/.csv file")
     p.add_argument("--prompts-file", help="local copy (file or folder) of a registered set, for offline machines")
     p.add_argument("--n", type=int, help="coco-val: number of images to sample (default 1000)")
-    p.add_argument("--seed", type=int, help="coco-val: sampling seed (default 0)")
+    p.add_argument("--seed", type=int, help="coco-val: sampling seed (default 0); make-heldout: its seed (default: v1's)")
+    p.add_argument("--out", help="make-heldout: write the set here (without it, check the pinned geneval-heldout)")
+    p.add_argument("--pool", action="append", metavar="SPEC",
+                   help="make-heldout: also exclude this pool's GenEval prompts (default: the released student's pools)")
     p.add_argument("--head", type=int, default=5, help="show: how many prompts to print (default 5)")
     p.set_defaults(func=run)

@@ -28,9 +28,9 @@ from typing import Any
 from rdmeval.contamination.normalize import normalized_key
 from rdmeval.errors import RdmevalError
 from rdmeval.prompts.geneval import COLORS, RELATIONS, TAGS
+from rdmeval.prompts.geneval_generator import NUMBER_WORDS
 
 FRAMES: tuple[str, ...] = ("a photo of", "a picture of", "an image of", "a photograph of")
-NUMBER_WORDS: tuple[str, ...] = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
 INVERSE_RELATION: dict[str, str] = {"left of": "right of", "right of": "left of", "above": "below", "below": "above"}
 OTHER_FAMILY = "other"
 

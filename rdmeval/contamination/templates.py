@@ -28,15 +28,7 @@ import numpy as np
 
 from rdmeval.errors import RdmevalError
 from rdmeval.prompts.geneval import COLORS, RELATIONS
-from rdmeval.contamination.structure import NUMBER_WORDS
-
-
-def article(word: str) -> str:
-    return "an" if word[:1].lower() in "aeiou" else "a"
-
-
-def plural(cls: str) -> str:
-    return cls + ("es" if cls.endswith("s") else "s")
+from rdmeval.prompts.geneval_generator import NUMBER_WORDS, article, plural
 
 
 def _obj(cls: str, color: str | None = None) -> str:

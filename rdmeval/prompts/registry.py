@@ -108,6 +108,11 @@ def load_prompt_set(name_or_path: str | Path, path: str | Path | None = None, **
         file = asset_dir("prompts") / spec.local
         prompts, fmt = read_prompt_file(file)
         digest = sha256_file(file, use_cache=False)
+        if spec.sha256 and digest != spec.sha256:
+            raise PromptFileError(
+                f"{file}: sha256 {digest} differs from the pinned {spec.sha256} of prompt set '{spec.name}' "
+                "(the shipped file was changed; restore it from the repository)"
+            )
         source = f"rdmeval:prompts/{spec.local}"
     elif spec.format == "coco-captions":
         return _load_coco(spec, local, params)

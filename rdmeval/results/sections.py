@@ -28,6 +28,7 @@ from rdmeval.results.columns import (
     scorer_family,
     table_models,
 )
+from rdmeval.results.heldout_section import heldout_section
 from rdmeval.results.protocol_text import _find_key, _setting
 from rdmeval.results.published import Published, PublishedValue, load_published
 from rdmeval.results.runroot import RunRoot, read_run_root
@@ -389,4 +390,7 @@ def build_table(
     pub = published or load_published()
     b = _Builder(rr, pub, models)
     sections = [b.main(), *b.task_sections(), b.published_runs(), b.paired(pairs, n_resamples, seed), b.protocol()]
+    heldout = heldout_section(rr, *pairs[0], n_resamples, seed) if pairs else None  # only with held-out runs
+    if heldout is not None:
+        sections.insert(-1, heldout)
     return ResultsTable(run_root=str(rr.root), published_version=pub.version, sections=sections)
