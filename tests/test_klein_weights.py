@@ -79,11 +79,18 @@ def reference_output(tiny_klein, inputs):
     # frozen, as the loader leaves it: trainable and frozen weights take different CPU GEMM paths, which
     # round alike on some CPUs (AVX-512) and differently on others (MKL's AVX2 kernels)
     model = Flux2Transformer2DModel.from_pretrained(tiny_klein["base"], subfolder="transformer").eval().requires_grad_(False)
-    base_out = model(**inputs)[0]
-    sd = load_file(str(tiny_klein["student_diffusers_safetensors"]))
-    model.load_state_dict({k: v.float() for k, v in sd.items()}, strict=True)
-    with torch.no_grad():
-        return model(**inputs)[0], base_out
+    # One thread, as the tests run (one_torch_thread; a module fixture is set up before it): with MKL's AVX2
+    # kernels the thread count changes how a GEMM is split, and so its rounding.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        base_out = model(**inputs)[0]
+        sd = load_file(str(tiny_klein["student_diffusers_safetensors"]))
+        model.load_state_dict({k: v.float() for k, v in sd.items()}, strict=True)
+        with torch.no_grad():
+            return model(**inputs)[0], base_out
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _output(path: Path, config, inputs) -> torch.Tensor:
