@@ -101,6 +101,13 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.batch_size < 1:
         raise RdmevalError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if not args.rejudge:  # the detector's and CLIP's files, before any model loads (rejudge reads the caches)
+        from rdmeval.preflight import Preflight, scorer_inputs
+
+        preflight = Preflight("rdmeval score geneval")
+        scorer_inputs(preflight, {"geneval"}, {"detector_config": args.detector_config, "random_detector": args.random_detector,
+                                               "detector_checkpoint": args.detector_checkpoint, "clip_pretrained": args.clip_pretrained})
+        preflight.raise_if_missing()
     detector = None
     if args.rejudge:
         used = [f for f in ("detector_config", "detector_checkpoint", "object_names", "shard") if getattr(args, f)]

@@ -47,6 +47,11 @@ def run(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 0:
         raise RdmevalError("--workers must be >= 0")
     workers = args.workers if args.workers is not None else min(8, max(0, (os.cpu_count() or 1) - 1))
+    from rdmeval.preflight import Preflight, scorer_inputs
+
+    preflight = Preflight("rdmeval score pickscore")  # the model and processor, before either loads
+    scorer_inputs(preflight, {"pickscore"}, {"pickscore_model": args.model, "pickscore_processor": args.processor})
+    preflight.raise_if_missing()
     scorer = PickScorer.from_pretrained(
         args.model, args.processor, model_revision=args.model_revision, processor_revision=args.processor_revision,
         image_backend=args.image_backend, device=args.device, dtype=args.dtype, batch_size=args.batch_size,
