@@ -97,11 +97,8 @@ def describe_folder(src: Path) -> dict[str, Any]:
     folders = _prompt_folders(src)
     records = {i: _read_record(f / "metadata.jsonl") for i, f in sorted(folders.items())}
     samples = {i: _samples(f) for i, f in folders.items()}
-    first = next((s[0] for s in samples.values() if s), None)
-    if first is None:
+    if not any(samples.values()):
         raise RunStoreError(f"{src}: no images (expected <NNNNN>/samples/<NNNN>.png as GenEval writes them)")
-    with Image.open(first) as im:
-        width, height = im.size
     known = _recognise(records)
     if known is not None:
         n_prompts, prompt_records = known.pop("n_prompts"), known.pop("records")
@@ -112,15 +109,24 @@ def describe_folder(src: Path) -> dict[str, Any]:
         digest = hashlib.sha256("\n".join(json.dumps(records[i]) for i in sorted(records)).encode()).hexdigest()
         prompt_set = {"name": src.name, "version": "external", "sha256": digest, "source": str(src), "format": "geneval",
                       "definition": f"the records found in the GenEval folder {src.name} (no registered set matches)"}
+    images = {str(i): [p.name for p in s] for i, s in sorted(samples.items())}
+    first = next(s[0] for s in samples.values() if s)
+    return external_manifest(src, "geneval", images, first, prompt_set, n_prompts, prompt_records)
+
+
+def external_manifest(src: Path, kind: str, images: dict[str, list[str]], first_image: Path, prompt_set: dict[str, Any],
+                      n_prompts: int, prompt_records: dict[str, str]) -> dict[str, Any]:
+    """The manifest of an adopted folder: what is known (source, prompts, image size, images per prompt) and what is not."""
+    with Image.open(first_image) as im:
+        width, height = im.size
     return {
         "rdmeval_run_format": FORMAT_VERSION,
-        "external": {"source": str(src), "layout": "geneval", "unknown": list(UNKNOWN),
-                     "images": {str(i): [p.name for p in s] for i, s in sorted(samples.items())}},
+        "external": {"source": str(src), "layout": kind, "unknown": list(UNKNOWN), "images": images},
         "request": {
             "model": {"name": "external", "preset": "external", "source": src.name},
             "prompt_set": prompt_set,
             "prompt_indices": list(range(n_prompts)),
-            "n_per_prompt": max(len(s) for s in samples.values()),
+            "n_per_prompt": max(len(names) for names in images.values()),
             "resolution": [height, width],
             "seed_policy": None,
             "rng_device": None,
@@ -131,7 +137,7 @@ def describe_folder(src: Path) -> dict[str, Any]:
     }
 
 
-def _link(target: Path, link: Path) -> None:
+def link(target: Path, link: Path) -> None:
     if link.is_symlink() and os.readlink(link) == str(target):
         return
     link.parent.mkdir(parents=True, exist_ok=True)
@@ -142,15 +148,10 @@ def _link(target: Path, link: Path) -> None:
     os.replace(tmp, link)  # atomic: the link is either the old one or the new one
 
 
-def adopt_geneval_folder(src: str | os.PathLike[str], out: str | os.PathLike[str]) -> Path:
-    """Make (or refresh) ``out``: a run folder whose images and records link to the GenEval folder ``src``.
-
-    ``out`` must be new, empty, or a folder adopted from the same ``src`` (its caches and scores are kept;
-    the manifest is rewritten only when the folder's content changed, so fresh scores stay fresh)."""
-    src, out = Path(src).expanduser().resolve(), Path(out).expanduser()
+def prepare_out(src: Path, out: Path) -> RunLayout:
+    """``out``'s layout, once it is known to be outside ``src`` and new, empty, or adopted from ``src`` before."""
     if out.resolve() == src or src in out.resolve().parents:
         raise RunStoreError(f"--out {out}: must lie outside {src} (rdmeval does not write into a folder it did not make)")
-    manifest = describe_folder(src)
     layout = RunLayout(out)
     if layout.manifest.exists():
         old = json.loads(layout.manifest.read_text())
@@ -158,19 +159,34 @@ def adopt_geneval_folder(src: str | os.PathLike[str], out: str | os.PathLike[str
             raise RunStoreError(f"--out {out} holds another run; give a new or empty folder for the scores of {src}")
     elif out.exists() and any(out.iterdir()):
         raise RunStoreError(f"--out {out} exists, is not empty and holds no run; give a new or empty folder")
-    for i, names in manifest["external"]["images"].items():
-        folder = src / f"{int(i):05d}" if (src / f"{int(i):05d}").is_dir() else next(
-            p for p in src.iterdir() if p.is_dir() and p.name.isdigit() and int(p.name) == int(i))
-        _link(folder / "metadata.jsonl", layout.prompt_metadata(int(i)))
-        for j, name in enumerate(names):
-            _link(folder / "samples" / name, layout.image(int(i), j))
+    return layout
+
+
+def write_manifest_if_changed(layout: RunLayout, manifest: dict[str, Any]) -> None:
+    """Write the manifest unless the one there describes the same content (so fresh scores stay fresh)."""
+    keys = ("external", "request", "prompt_records")
     if layout.manifest.exists():
         old = json.loads(layout.manifest.read_text())
-        same = {k: old.get(k) for k in ("external", "request", "prompt_records")} == {
-            k: manifest.get(k) for k in ("external", "request", "prompt_records")}
-        if same:
-            return out
+        if {k: old.get(k) for k in keys} == {k: manifest.get(k) for k in keys}:
+            return
     atomic_write_json(layout.manifest, manifest)
+
+
+def adopt_geneval_folder(src: str | os.PathLike[str], out: str | os.PathLike[str]) -> Path:
+    """Make (or refresh) ``out``: a run folder whose images and records link to the GenEval folder ``src``.
+
+    ``out`` must be new, empty, or a folder adopted from the same ``src`` (its caches and scores are kept;
+    the manifest is rewritten only when the folder's content changed, so fresh scores stay fresh)."""
+    src, out = Path(src).expanduser().resolve(), Path(out).expanduser()
+    layout = prepare_out(src, out)
+    manifest = describe_folder(src)
+    folders = _prompt_folders(src)
+    for i, names in manifest["external"]["images"].items():
+        folder = folders[int(i)]
+        link(folder / "metadata.jsonl", layout.prompt_metadata(int(i)))
+        for j, name in enumerate(names):
+            link(folder / "samples" / name, layout.image(int(i), j))
+    write_manifest_if_changed(layout, manifest)
     return out
 
 
@@ -181,4 +197,5 @@ def external_source(manifest: dict[str, Any], image: Path) -> str | None:
     return os.readlink(image)
 
 
-__all__ = ["MANIFEST", "adopt_geneval_folder", "describe_folder", "external_source", "is_geneval_folder"]
+__all__ = ["MANIFEST", "adopt_geneval_folder", "describe_folder", "external_manifest", "external_source", "is_geneval_folder",
+           "link", "prepare_out", "write_manifest_if_changed"]
