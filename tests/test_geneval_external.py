@@ -9,7 +9,9 @@ that run, and leave the folder untouched. The detector and colors are the script
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import shutil
 from pathlib import Path
@@ -134,3 +136,15 @@ def test_cli_needs_out_refuses_other_folders_and_rejudges(run_dir, tmp_path, cap
     printed = capsys.readouterr().out
     assert "made by another tool" in printed and first.summary_text in printed
     assert _verdicts(out / "scores" / "geneval" / "results.jsonl") == _verdicts(first.outputs["results"])
+
+
+def test_an_adopted_folder_in_a_run_root_makes_a_table(run_dir, tmp_path, capsys):
+    src = _write_official_folder(run_dir, tmp_path / "theirs")
+    root = tmp_path / "root"
+    result, _, _ = score(adopt_geneval_folder(src, root / "runs" / "theirs" / "demo-geneval"))
+    capsys.readouterr()
+    assert main(["table", str(root), "--format", "csv"]) == 0
+    cells = [r for r in csv.DictReader(io.StringIO(capsys.readouterr().out)) if r["kind"] == "cell" and r["row"] == "theirs"]
+    (scored,) = [r for r in cells if r["status"] == "ok"]  # the run folder's name is the model's row
+    assert scored["col"] == "demo-geneval:geneval-mmdet" and scored["run"] == "runs/theirs/demo-geneval"
+    assert float(scored["value"]) == pytest.approx(result.summary.overall, abs=1e-12)  # the row as written, via CSV text
