@@ -231,7 +231,9 @@ def scorer_inputs(pf: Preflight, scorers: set[str], settings: dict) -> None:
         pf.add("detector config", check_detector_config(settings.get("detector_config")))
         if not settings.get("random_detector"):
             pf.add("detector checkpoint", check_detector_checkpoint(settings.get("detector_checkpoint")))
-        pf.add("CLIP", check_clip(settings.get("clip_pretrained") or "openai"))
+            # CLIP loads only to classify colors; a random detector (testing only) keeps almost no detection,
+            # so its runs may never need it, and it is not required up front there
+            pf.add("CLIP", check_clip(settings.get("clip_pretrained") or "openai"))
     if "pickscore" in scorers:
         pf.add("PickScore model", check_hf_folder_or_id(settings["pickscore_model"],
                                                          what="PickScore model", flag="--pickscore-model", files=("config.json",)))
