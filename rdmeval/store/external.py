@@ -69,22 +69,27 @@ def _read_record(path: Path) -> dict[str, Any]:
     return record
 
 
-def _recognise(records: dict[int, dict[str, Any]]) -> dict[str, Any] | None:
-    """The registered GenEval-format prompt set whose record at each present index is the folder's, if on this machine."""
-    from rdmeval.prompts import load_prompt_set, registry
-
+def registered_sets_here(*, geneval: bool):
+    """The registered prompt sets in GenEval's format (``geneval``) or in any other, that are already on this
+    machine (packaged, cached or on $RDMEVAL_PROMPTS_PATH): recognising a set never downloads it."""
     from rdmeval.cache import cache_dir
+    from rdmeval.prompts import load_prompt_set, registry
     from rdmeval.prompts.sources import prompts_search_path
 
-    hashes = {str(i): record_sha256(r) for i, r in records.items()}
+    folders = [cache_dir() / "prompts", *prompts_search_path()]
     for name, spec in registry().items():
-        on_machine = spec.local or any((d / spec.filename).is_file() for d in [cache_dir() / "prompts", *prompts_search_path()])
-        if spec.format != "geneval" or not on_machine:
-            continue  # recognising a set never downloads it
+        if (spec.format == "geneval") != geneval or not (spec.local or any((d / spec.filename).is_file() for d in folders)):
+            continue
         try:
-            ps = load_prompt_set(name)
+            yield load_prompt_set(name)
         except Exception:  # noqa: BLE001 - a set that cannot be loaded here is simply not recognised
             continue
+
+
+def _recognise(records: dict[int, dict[str, Any]]) -> dict[str, Any] | None:
+    """The registered GenEval-format prompt set whose record at each present index is the folder's, if on this machine."""
+    hashes = {str(i): record_sha256(r) for i, r in records.items()}
+    for ps in registered_sets_here(geneval=True):
         expected = prompt_record_hashes(ps.prompts)
         if all(expected.get(k) == v for k, v in hashes.items()):
             return {"name": ps.name, "version": ps.version, "sha256": ps.sha256, "source": ps.source,
@@ -198,4 +203,4 @@ def external_source(manifest: dict[str, Any], image: Path) -> str | None:
 
 
 __all__ = ["MANIFEST", "adopt_geneval_folder", "describe_folder", "external_manifest", "external_source", "is_geneval_folder",
-           "link", "prepare_out", "write_manifest_if_changed"]
+           "link", "prepare_out", "registered_sets_here", "write_manifest_if_changed"]

@@ -29,7 +29,7 @@ from typing import Any
 
 from rdmeval.errors import PromptFileError, RunStoreError
 from rdmeval.io import atomic_write_text
-from rdmeval.store.external import external_manifest, link, prepare_out, write_manifest_if_changed
+from rdmeval.store.external import external_manifest, link, prepare_out, registered_sets_here, write_manifest_if_changed
 from rdmeval.store.run_store import record_sha256
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
@@ -85,18 +85,8 @@ def folder_pairs(folder: str | os.PathLike[str], prompts_file: str | os.PathLike
 
 
 def _recognise(texts: list[str]) -> dict[str, Any] | None:
-    from rdmeval.cache import cache_dir
-    from rdmeval.prompts import load_prompt_set, registry
-    from rdmeval.prompts.sources import prompts_search_path
-
-    for name, spec in registry().items():
-        on_machine = spec.local or any((d / spec.filename).is_file() for d in [cache_dir() / "prompts", *prompts_search_path()])
-        if spec.format == "geneval" or not on_machine or (spec.n_prompts is not None and spec.n_prompts != len(texts)):
-            continue  # recognising a set never downloads it
-        try:
-            ps = load_prompt_set(name)
-        except Exception:  # noqa: BLE001 - a set that cannot be loaded here is simply not recognised
-            continue
+    """A registered (non-GenEval) prompt set on this machine with exactly these prompts in this order."""
+    for ps in registered_sets_here(geneval=False):
         if [p.text for p in ps.prompts] == texts:
             return {"name": ps.name, "version": ps.version, "sha256": ps.sha256, "source": ps.source, "format": ps.format,
                     "definition": ps.definition, "recognised_by": "the same prompt texts in the same order"}
