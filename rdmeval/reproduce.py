@@ -16,10 +16,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rdmeval.api import RunLayout, RunRootLayout, ScorerOptions
-from rdmeval.errors import RdmevalError
 from rdmeval.generation import generate_run
 from rdmeval.generators.noise import default_rng_device
 from rdmeval.generators.registry import KLEIN_BASE, GeneratorOptions, build_generator
+from rdmeval.preflight import Preflight, check_prompt_set, model_inputs, scorer_inputs
 from rdmeval.prompts import load_prompt_set
 from rdmeval.scorers.registry import SCORERS
 from rdmeval.suites import Suite, SuiteBenchmark
@@ -135,11 +135,23 @@ def _score_all(suite: Suite, opts: ReproduceOptions, runs: dict[tuple[str, str],
         _free_memory()
 
 
+def reproduce_preflight(suite: Suite, opts: ReproduceOptions) -> Preflight:
+    """Every input of the whole suite (prompt sets, models, scorers), checked before any model loads."""
+    pf = Preflight("rdmeval reproduce")
+    model_inputs(pf, {m.preset for m in suite.models}, opts.base, opts.weights)
+    for bench in suite.benchmarks:
+        name = opts.prompt_overrides.get(bench.name, bench.prompts)
+        pf.add(f"prompts of {bench.name}", check_prompt_set(
+            name, opts.prompts_files.get(bench.name), what=f"prompt set {name!r} (benchmark {bench.name})",
+            flag=f"--prompts-file {bench.name}=PATH"))
+    scorer_inputs(pf, {s for b in suite.benchmarks for s in b.scorers}, scorer_options(opts).settings)
+    return pf
+
+
 def reproduce(suite: Suite, opts: ReproduceOptions) -> Path | None:
     """Run the whole suite, then write OUT/table.json, OUT/table.md and OUT/report/; returns the table.md path (rank 0) or None."""
     t0 = time.time()
-    if opts.weights is None and any(m.preset == "student" for m in suite.models):
-        raise RdmevalError(f"suite {suite.name} has a student model: pass --weights STUDENT (model.safetensors or the .pth)")
+    reproduce_preflight(suite, opts).raise_if_missing()  # every input of the suite, before any model loads
     runs = _generate_all(suite, opts)
     _score_all(suite, opts, runs)
     if _rank() != 0:

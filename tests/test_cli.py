@@ -27,6 +27,24 @@ def test_every_subcommand_help_has_examples():
     assert {"demo", "prompts", "generate", "env"} <= set(names)
 
 
+def _commands(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()):
+    for name, sub in _subparsers(parser):
+        yield prefix + (name,), sub
+        yield from _commands(sub, prefix + (name,))
+
+
+def test_every_command_with_progress_bars_takes_no_progress():
+    with_bars = {}
+    for path, sub in _commands(build_parser()):
+        flags = {s for a in sub._actions for s in a.option_strings}
+        if flags & {"--progress", "--no-progress"}:
+            with_bars[" ".join(path)] = flags
+    assert {"demo", "reproduce", "generate", "score geneval", "score pickscore", "audit"} <= set(with_bars)
+    assert [cmd for cmd, flags in with_bars.items() if "--no-progress" not in flags] == []
+    parsed = build_parser().parse_args(["demo", "--no-progress"])
+    assert parsed.progress is False and build_parser().parse_args(["demo", "--progress"]).progress is True
+
+
 def test_help_exits_cleanly(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["--help"])

@@ -21,5 +21,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run every pipeline stage on tiny offline models (CPU, <2 min)", epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="rdmeval-demo", help="output folder (default ./rdmeval-demo)")
-    p.add_argument("--progress", action="store_true", help="show progress bars")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=False,
+                   help="progress bars (default off; --no-progress as in every other command)")
     p.set_defaults(func=run)

@@ -62,6 +62,13 @@ def add_prompt_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rdmeval.preflight import Preflight, check_prompt_set, model_inputs
+
+    preflight = Preflight("rdmeval generate")  # every input before any download or model load
+    model_inputs(preflight, {args.model}, args.base, args.weights)
+    preflight.add("prompts", check_prompt_set(args.prompts, args.prompts_file, what=f"prompt set {args.prompts!r}",
+                                              flag="--prompts-file PATH"))
+    preflight.raise_if_missing()
     params = {"n": args.n} if args.n is not None else {}
     prompt_set = load_prompt_set(args.prompts, path=args.prompts_file, **params)
     proto = protocol_for(prompt_set)

@@ -12,6 +12,11 @@ examples:
   rdmeval reproduce --suite paper-table --weights model.safetensors --base ./FLUX.2-klein-4B --out paper/ \\
       --prompts-file geneval=./evaluation_metadata.jsonl --prompts-file coco-val=./captions_val2014.json
   rdmeval reproduce --smoke --out /tmp/smoke        # the same suite on tiny offline models (CPU)
+  rdmeval reproduce --suite paper-table --weights model.safetensors --out paper/ --check   # inputs only
+
+Before any model loads, every input of the suite is checked (prompt sets, base pipeline, student weights,
+detector config and checkpoint, CLIP, PickScore model and processor); what is missing is listed at once,
+each with the flag that provides it, and nothing is generated. --check runs only this check.
 
 Complete runs are skipped and partial ones resumed, so re-running after an interruption is safe.
 The table is computed once and saved as OUT/table.json and OUT/table.md; `rdmeval report OUT --out OUT/report`
@@ -46,6 +51,13 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.smoke:
         opts = smoke_options(suite, opts, Path(args.out) / "fixtures")
+    if args.check:
+        from rdmeval.reproduce import reproduce_preflight
+
+        preflight = reproduce_preflight(suite, opts)
+        preflight.raise_if_missing()
+        print(preflight.line())
+        return 0
     table = reproduce(suite, opts)
     if table is not None:
         print(table.read_text())
@@ -62,6 +74,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--suite", default="paper-table", help="suite TOML or a name under benchmarks/ (default paper-table)")
     p.add_argument("--out", required=True, help="run root: OUT/runs/<model>/<benchmark>/, OUT/table.md")
     p.add_argument("--smoke", action="store_true", help="tiny offline models, demo prompt sets, CPU (what `rdmeval demo` runs)")
+    p.add_argument("--check", action="store_true",
+                   help="only check that every input of the suite is available (prompt sets, models, scorer weights); no run starts")
     g = p.add_argument_group("models")
     g.add_argument("--weights", help="student DiT weights (model.safetensors or the .pth)")
     g.add_argument("--base", default=KLEIN_BASE, help=f"base pipeline hub id or folder (default {KLEIN_BASE})")

@@ -19,6 +19,14 @@ examples:
   rdmeval score geneval runs/student/geneval --shard 0/2 ; rdmeval score geneval runs/student/geneval --shard 1/2
   rdmeval score geneval runs/partial --allow-incomplete       # score what is there, with coverage
 
+A folder in GenEval's layout made by another tool (the official generation/diffusers_generate.py, your
+own script: NNNNN/metadata.jsonl and NNNNN/samples/NNNN.png, no manifest.json; other files such as
+grid.png are ignored, as the official scorer does) is scored with --out OUT: rdmeval writes nothing into
+it, makes OUT as a run folder linking to its images (a manifest marked external: the model and seeds
+are unknown; a registered prompt set is recognised by its records) and writes the outputs to
+OUT/scores/geneval/, the same results.jsonl and summary as evaluate_images.py + summary_scores.py:
+  rdmeval score geneval ~/geneval-outputs/mymodel --out runs/mymodel-geneval
+
 Outputs go to RUN_DIR/scores/geneval/: results.jsonl (the official rows: GenEval's own
 summary_scores.py reads it unchanged), per_image.parquet, summary.txt (the official summary text)
 and summary.parquet (result rows with bootstrap CIs). Detections are cached per image in
@@ -46,11 +54,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "geneval",
         help="GenEval with the official mmdet scorer (detect once, judge many)",
-        description="Score a GenEval run directory written by `rdmeval generate` with the official GenEval semantics.",
+        description="Score a GenEval run directory (or a folder in GenEval's layout) with the official GenEval semantics.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by `rdmeval generate --prompts geneval`")
+    p.add_argument("run_dir", metavar="RUN_DIR",
+                   help="a run directory written by `rdmeval generate --prompts geneval`, or a GenEval folder made by another tool (with --out)")
     d = p.add_argument_group("detector")
     d.add_argument("--detector-config", help="mmdet config file (default: the Mask2Former Swin-S config inside the installed mmdet)")
     d.add_argument("--detector-checkpoint", help="checkpoint file or URL (default: the pinned official v3.0 checkpoint, downloaded and cached)")
@@ -75,6 +84,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     r = p.add_argument_group("run")
     r.add_argument("--rejudge", action="store_true", help="judge from the cached detections without running the detector")
     r.add_argument("--allow-incomplete", action="store_true", help="score a run with missing prompt folders/images (coverage reported)")
+    r.add_argument("--out", metavar="OUT",
+                   help="for a GenEval folder made by another tool (no manifest.json): the run folder rdmeval makes for it "
+                        "(links to its images, a manifest marked external) and whose scores/geneval/ gets the outputs")
     r.add_argument("--shard", help="i/n: detect every n-th image starting at i (judging happens once all are detected)")
     add_bootstrap_args(r, what="bootstrap confidence intervals", default=GENEVAL_N_RESAMPLES)
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -84,9 +96,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from rdmeval.scorers.geneval.judge import JudgeOptions
     from rdmeval.scorers.geneval.score import score_geneval_run
-    from rdmeval.store import RunStore
 
-    RunStore(Path(args.run_dir)).read_manifest()  # a bad RUN_DIR fails before any model is loaded or downloaded
+    external = _external_folder(args)  # a bad RUN_DIR fails before any model is loaded or downloaded
 
     options = JudgeOptions.from_official_strings(
         {
@@ -101,6 +112,21 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.batch_size < 1:
         raise RdmevalError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if not args.rejudge:  # the detector's and CLIP's files, before any model loads (rejudge reads the caches)
+        from rdmeval.preflight import Preflight, scorer_inputs
+
+        preflight = Preflight("rdmeval score geneval")
+        scorer_inputs(preflight, {"geneval"}, {"detector_config": args.detector_config, "random_detector": args.random_detector,
+                                               "detector_checkpoint": args.detector_checkpoint, "clip_pretrained": args.clip_pretrained})
+        preflight.raise_if_missing()
+    run_dir = args.run_dir
+    if external:
+        from rdmeval.store.external import adopt_geneval_folder
+
+        run_dir = str(adopt_geneval_folder(args.run_dir, args.out))
+        if int(os.environ.get("RANK", "0")) == 0:
+                print(f"rdmeval: {args.run_dir} has no manifest.json (made by another tool): scoring it through {run_dir} "
+                  "(links to its images; nothing is written into it)")
     detector = None
     if args.rejudge:
         used = [f for f in ("detector_config", "detector_checkpoint", "object_names", "shard") if getattr(args, f)]
@@ -111,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
         detector = build_detector(args)
     color = build_color_classifier(args)
     result = score_geneval_run(
-        args.run_dir,
+        run_dir,
         detector=detector,
         color=color,
         options=options,
@@ -132,6 +158,31 @@ def run(args: argparse.Namespace) -> int:
             print("NOTE: --random-detector: random detector weights; these numbers are meaningless.")
         print(f"rdmeval: {result.message}; outputs in {result.outputs['results'].parent} [{result.seconds:.1f}s]")
     return 0
+
+
+def _external_folder(args: argparse.Namespace) -> bool:
+    """Whether RUN_DIR is a GenEval folder made by another tool (then --out is needed); else it must be a run."""
+    from rdmeval.api.layout import MANIFEST
+    from rdmeval.store import RunStore
+    from rdmeval.store.external import is_geneval_folder
+
+    src = Path(args.run_dir)
+    if (src / MANIFEST).is_file():
+        if args.out:
+            raise RdmevalError(f"--out is for GenEval folders made by other tools; {src} is an rdmeval run, "
+                               "whose scores go to RUN_DIR/scores/geneval/ (drop --out)")
+        return False
+    if is_geneval_folder(src):
+        if not args.out:
+            raise RdmevalError(
+                f"{src} has no {MANIFEST}: a GenEval folder made by another tool. Pass --out OUT: rdmeval makes OUT, "
+                f"a run folder linking to its images (nothing is written into {src}), and writes the scores to OUT/scores/geneval/")
+        return True
+    if src.is_dir() and not (src / MANIFEST).exists():
+        raise RdmevalError(f"{src}: neither an rdmeval run (no {MANIFEST}) nor a folder in GenEval's layout "
+                           "(NNNNN/metadata.jsonl, NNNNN/samples/NNNN.png); generate one with `rdmeval generate`")
+    RunStore(src).read_manifest()
+    return False
 
 
 def build_detector(args: argparse.Namespace):

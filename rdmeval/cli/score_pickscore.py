@@ -24,6 +24,14 @@ reported number is the mean over prompts, with a percentile bootstrap interval o
 Images go to the processor as uint8 PIL; text is truncated at 77 CLIP tokens (counted).
 Embeddings are cached in <run>/scores/pickscore/cache/, so a killed job resumes; the outputs are
 per_image.parquet, per_prompt.parquet and summary.parquet (+ summary.json) beside it.
+
+Images made by other tools: RUN_DIR may be a pairs file (.csv with columns image, prompt, or .jsonl with
+{"image", "prompt"} per line; relative paths from the file's folder) or a folder of images with
+--prompts-file FILE (one image per prompt, in the order of the file names' numbers). Then --out OUT is the
+run folder rdmeval makes for them (links to the images, a manifest marked external: model and seeds
+unknown; nothing is written beside the images) and the scores go to OUT/scores/pickscore/:
+  rdmeval score pickscore pairs.csv --out runs/theirs-pickapic
+  rdmeval score pickscore ~/their-images --prompts-file pickapic_test_prompts.jsonl --out runs/theirs-pickapic
 """
 
 COMPARE_EPILOG = """\
@@ -41,22 +49,54 @@ of A (ties count half).
 def run(args: argparse.Namespace) -> int:
     from rdmeval.scorers.pickscore.model import PickScorer
     from rdmeval.scorers.pickscore.score import score_pickscore_run
-    from rdmeval.store import RunStore
 
-    RunStore(Path(args.run_dir)).read_manifest()  # a bad RUN_DIR fails before any model is loaded or downloaded
+    run_dir, out_dir = _run_and_out(args)  # a bad RUN_DIR fails before any model is loaded or downloaded
     if args.workers is not None and args.workers < 0:
         raise RdmevalError("--workers must be >= 0")
     workers = args.workers if args.workers is not None else min(8, max(0, (os.cpu_count() or 1) - 1))
+    from rdmeval.preflight import Preflight, scorer_inputs
+
+    preflight = Preflight("rdmeval score pickscore")  # the model and processor, before either loads
+    scorer_inputs(preflight, {"pickscore"}, {"pickscore_model": args.model, "pickscore_processor": args.processor})
+    preflight.raise_if_missing()
     scorer = PickScorer.from_pretrained(
         args.model, args.processor, model_revision=args.model_revision, processor_revision=args.processor_revision,
         image_backend=args.image_backend, device=args.device, dtype=args.dtype, batch_size=args.batch_size,
     )
     result = score_pickscore_run(
-        args.run_dir, scorer, allow_incomplete=args.allow_incomplete, shard=args.shard, out_dir=args.out,
+        run_dir, scorer, allow_incomplete=args.allow_incomplete, shard=args.shard, out_dir=out_dir,
         num_workers=workers, progress=not args.no_progress, n_resamples=args.n_resamples, seed=args.seed,
     )
     print(result.line())
     return 0
+
+
+def _run_and_out(args: argparse.Namespace) -> tuple[str, str | None]:
+    """(run folder, scores folder): an rdmeval run as given, or images made elsewhere adopted into --out."""
+    from rdmeval.api.layout import MANIFEST
+    from rdmeval.store import RunStore
+    from rdmeval.store.external_pairs import adopt_image_pairs, folder_pairs, read_pairs
+
+    src = Path(args.run_dir)
+    if (src / MANIFEST).is_file():
+        if args.prompts_file:
+            raise RdmevalError(f"--prompts-file is for a folder of images made by another tool; {src} is an rdmeval run")
+        return args.run_dir, args.out
+    pairs_file = src.is_file() and src.suffix.lower() in (".csv", ".jsonl")
+    if pairs_file or (src.is_dir() and args.prompts_file):
+        if not args.out:
+            raise RdmevalError(f"{src}: images made by another tool; pass --out OUT, the run folder rdmeval makes for them "
+                               "(links to the images; nothing is written beside them); the scores go to OUT/scores/pickscore/")
+        pairs = read_pairs(src) if pairs_file else folder_pairs(src, args.prompts_file)
+        out = adopt_image_pairs(pairs, src, args.out)
+        if int(os.environ.get("RANK", "0")) == 0:
+            print(f"rdmeval: {src} made by another tool: scoring {len(pairs)} images through {out}")
+        return str(out), None
+    if src.is_dir() and not src.joinpath(MANIFEST).exists() and any(p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp") for p in src.iterdir()):
+        raise RdmevalError(f"{src}: a folder of images without {MANIFEST}; pass --prompts-file FILE (one prompt per image) "
+                           "and --out OUT, or give a pairs file (.csv/.jsonl with image and prompt)")
+    RunStore(src).read_manifest()
+    return args.run_dir, args.out
 
 
 def run_compare(args: argparse.Namespace) -> int:
@@ -78,7 +118,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("pickscore", help="PickScore of a run directory (mean over prompts, bootstrap CI)",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by `rdmeval generate`")
+    p.add_argument("run_dir", metavar="RUN_DIR",
+                   help="a run directory written by `rdmeval generate`, a pairs file (.csv/.jsonl) or a folder of images (see below)")
     m = p.add_argument_group("scorer")
     m.add_argument("--model", default=DEFAULT_MODEL, help=f"hub id or local folder (default {DEFAULT_MODEL})")
     m.add_argument("--processor", default=DEFAULT_PROCESSOR, help=f"hub id or local folder (default {DEFAULT_PROCESSOR})")
@@ -92,7 +133,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     r = p.add_argument_group("run")
     r.add_argument("--allow-incomplete", action="store_true", help="score a run with missing images (coverage is reported and recorded)")
     r.add_argument("--shard", help="i/n: embed every n-th image starting at i (torchrun sets this itself)")
-    r.add_argument("--out", help="output folder (default RUN_DIR/scores/pickscore)")
+    r.add_argument("--out", help="output folder (default RUN_DIR/scores/pickscore); for images made by another tool, "
+                                 "the run folder rdmeval makes for them (scores in OUT/scores/pickscore)")
+    r.add_argument("--prompts-file", help="with a folder of images made by another tool: its prompts, one per image (see below)")
     r.add_argument("--workers", type=int, help="image-decoding worker processes (default min(8, CPUs - 1))")
     add_bootstrap_args(r)
     r.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -90,7 +90,8 @@ def fetch(remote: RemoteFile, local: Path | None = None) -> tuple[Path, str]:
     if os.environ.get("RDMEVAL_OFFLINE") or os.environ.get("HF_HUB_OFFLINE"):
         raise RdmevalError(
             f"prompt set '{remote.name}' is not cached and downloads are off (RDMEVAL_OFFLINE/HF_HUB_OFFLINE). "
-            f"Download {remote.url} yourself and pass --prompts-file PATH, or add its folder to RDMEVAL_PROMPTS_PATH."
+            f"Download {remote.url} yourself and pass it with --prompts-file (`rdmeval reproduce`: --prompts-file "
+            "BENCHMARK=PATH), or add its folder to RDMEVAL_PROMPTS_PATH."
         )
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
@@ -101,7 +102,7 @@ def fetch(remote: RemoteFile, local: Path | None = None) -> tuple[Path, str]:
         except OSError as exc:
             raise RdmevalError(
                 f"could not download prompt set '{remote.name}' from {remote.url} ({exc}). "
-                "On an offline machine pass --prompts-file PATH to a local copy."
+                "On an offline machine pass a local copy with --prompts-file (`rdmeval reproduce`: --prompts-file BENCHMARK=PATH)."
             ) from None
         src = _extract_member(dl, remote, into=Path(tmp)) if remote.member else dl
         digest = verify(src, remote)

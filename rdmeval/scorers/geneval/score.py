@@ -51,6 +51,7 @@ from rdmeval.scorers.geneval.summary import (
 )
 from rdmeval.scorers.runs import check_run, incomplete_run_error, listing
 from rdmeval.store import RunStore, WorkItem, resolve_shard, shard_items
+from rdmeval.store.external import external_source
 from rdmeval.store.lock import RunLock
 
 __all__ = ["SCORER", "SCORER_VERSION", "ColorClassifier", "GenevalScoreResult", "score_geneval_run"]
@@ -280,7 +281,8 @@ def score_geneval_run(
         dets = boxes[im.item]
         verdict: Verdict = judge(im.meta, dets, _lookup(_refs(dets), colors.get(im.item, {})), options)
         rel = im.path.relative_to(run_dir)
-        official.append(official_row(os.path.join(given_dir, str(rel)), im.meta, verdict))
+        filename = external_source(manifest, im.path) or os.path.join(given_dir, str(rel))  # an adopted folder: its own file
+        official.append(official_row(filename, im.meta, verdict))
         tidy.append({
             "prompt_index": im.item.prompt_index,
             "sample_index": im.item.sample_index,

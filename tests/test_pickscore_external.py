@@ -1,0 +1,92 @@
+"""`rdmeval score pickscore` on images made by another tool: a folder with a prompts file, or a pairs file.
+
+The images of an rdmeval run are copied out (no rdmeval file beside them) and scored both ways; the
+per-image scores must be those of the run itself, the packaged prompt set recognised, and the folder
+left untouched.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from rdmeval._assets import asset_dir
+from rdmeval.cli.main import main
+
+PROMPTS = asset_dir("prompts") / "demo_captions.jsonl"
+
+
+def _score(tiny_clip, src, *extra) -> int:
+    return main(["score", "pickscore", str(src), "--model", str(tiny_clip), "--processor", str(tiny_clip),
+                 "--workers", "0", "--no-progress", "--n-resamples", "200", *extra])
+
+
+def _snapshot(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _per_image(run: Path) -> pd.DataFrame:
+    return pd.read_parquet(run / "scores" / "pickscore" / "per_image.parquet").sort_values(["prompt_index", "sample_index"])
+
+
+def test_folder_and_pairs_file_score_as_the_run(tmp_path, tiny_clip, capsys):
+    run = tmp_path / "run"
+    assert main(["generate", "--model", "dummy", "--prompts", "demo-captions", "--out", str(run), "--resolution", "64",
+                 "--rng-device", "cpu", "--no-progress"]) == 0
+    assert _score(tiny_clip, run) == 0
+    ours = _per_image(run)
+    assert (ours["sample_index"] == 0).all()  # one image per prompt
+
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    texts = [json.loads(line)["prompt"] for line in PROMPTS.read_text().splitlines() if line.strip()]
+    for i in range(len(texts)):  # numbered 1..n without padding: ordered by number, not by name
+        shutil.copy(run / f"{i:05d}" / "samples" / "0000.png", theirs / f"{i + 1}.png")
+    with open(theirs / "pairs.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["image", "prompt"])
+        w.writerows([(f"{i + 1}.png", t) for i, t in enumerate(texts)])
+    before = _snapshot(theirs)
+    capsys.readouterr()
+
+    assert _score(tiny_clip, theirs, "--prompts-file", str(PROMPTS), "--out", str(tmp_path / "a")) == 0
+    assert "made by another tool" in capsys.readouterr().out
+    assert _score(tiny_clip, theirs / "pairs.csv", "--out", str(tmp_path / "b")) == 0
+    assert _snapshot(theirs) == before  # nothing written beside their images
+    for out in (tmp_path / "a", tmp_path / "b"):
+        got = _per_image(out)
+        assert got["prompt"].tolist() == ours["prompt"].tolist()
+        # the same images, texts and batches through the same model: equal up to float32 rounding of one forward pass
+        np.testing.assert_allclose(got["pickscore"].to_numpy(), ours["pickscore"].to_numpy(), rtol=0, atol=1e-5)
+        manifest = json.loads((out / "manifest.json").read_text())
+        assert manifest["request"]["prompt_set"]["name"] == "demo-captions" and "model" in manifest["external"]["unknown"]
+        summary = pd.read_parquet(out / "scores" / "pickscore" / "summary.parquet")
+        assert (summary["benchmark"].iloc[0], summary["model"].iloc[0]) == ("demo-captions", "external")
+
+
+def test_bad_inputs_are_refused_naming_them(tmp_path, tiny_clip, capsys):
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    from PIL import Image
+
+    Image.new("RGB", (32, 32), (10, 20, 30)).save(theirs / "0.png")
+    assert _score(tiny_clip, theirs, "--out", str(tmp_path / "o")) == 2
+    assert "pass --prompts-file" in capsys.readouterr().err
+    assert _score(tiny_clip, theirs, "--prompts-file", str(PROMPTS), "--out", str(tmp_path / "o")) == 2
+    assert "holds 1 images" in capsys.readouterr().err
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(json.dumps({"image": "theirs/0.png", "prompt": "a"}) + "\n" + json.dumps({"image": "gone.png", "prompt": "b"}) + "\n")
+    assert _score(tiny_clip, pairs) == 2
+    assert "pass --out OUT" in capsys.readouterr().err
+    assert _score(tiny_clip, pairs, "--out", str(tmp_path / "o")) == 2
+    err = capsys.readouterr().err
+    assert "1 images not found" in err and "gone.png" in err
+    pairs.write_text(json.dumps({"image": "theirs/0.png"}) + "\n")
+    assert _score(tiny_clip, pairs, "--out", str(tmp_path / "o")) == 2
+    assert f"{pairs}:1" in capsys.readouterr().err
