@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from rdmeval.errors import RdmevalError
-from rdmeval.results import provenance_from_run, read_rows, write_rows
+from rdmeval.api.rows import provenance_from_run, read_rows, write_rows
 
 PROTOCOL = {"n_per_prompt": 4, "seed_policy": {"kind": "per-sample", "formula": "seed = 46000000 + prompt_idx*100 + sample_idx"},
             "model": {"ctx_len": 48, "steps": 1}, "resolution": [512, 512]}

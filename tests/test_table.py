@@ -26,7 +26,7 @@ import pytest
 from rdmeval.cli.main import main
 from rdmeval.errors import RdmevalError
 from rdmeval.prompts.geneval import EXPECTED_COUNTS, TAGS
-from rdmeval.results import write_rows
+from rdmeval.api.rows import write_rows
 from rdmeval.results.paired import paired_geneval, read_geneval_images
 from rdmeval.results.published import (
     BENCHMARKS,

@@ -1,6 +1,6 @@
-"""Tidy long-format result rows with provenance, written as parquet + JSON."""
+"""The results layer: the table, paired comparisons and run roots; the row schema it reads is rdmeval.api.rows (re-exported)."""
 
-from rdmeval.results.rows import (
+from rdmeval.api.rows import (
     NESTED_COLUMNS,
     RESULT_COLUMNS,
     ResultRow,

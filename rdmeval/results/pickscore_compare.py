@@ -21,7 +21,7 @@ import pandas as pd
 from rdmeval.api.layout import PER_PROMPT, RunLayout
 from rdmeval.bootstrap import LEVEL, N_RESAMPLES, SEED, PairedComparison, paired_bootstrap
 from rdmeval.errors import RdmevalError
-from rdmeval.results.rows import provenance_from_run
+from rdmeval.api.rows import provenance_from_run
 from rdmeval.store import RunStore, diff_requests
 
 #: The PickScore scorer's folder under ``<run>/scores/``.
@@ -75,7 +75,7 @@ class RunComparison:
         return "\n".join(lines)
 
     def rows(self) -> list[dict[str, Any]]:
-        """Result rows (rdmeval.results.rows schema): the difference and the win rate."""
+        """Result rows (rdmeval.api.rows schema): the difference and the win rate."""
         prov = provenance_from_run(self.a.manifest, f"{self.a.run_dir} - {self.b.run_dir}")
         protocol = {
             "a": prov["protocol"],

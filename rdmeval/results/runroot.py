@@ -15,7 +15,7 @@ import pandas as pd
 
 from rdmeval.api.layout import RunLayout, RunRootLayout
 from rdmeval.errors import RdmevalError
-from rdmeval.results.rows import read_rows
+from rdmeval.api.rows import read_rows
 
 
 @dataclass
