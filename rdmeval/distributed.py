@@ -16,11 +16,15 @@ def _destroy_group() -> None:
 
     A gloo group left to static destruction at exit can abort the process ("terminate called without
     an active exception") while its threads are still joinable; every rank's last collective is a
-    barrier, so each rank may destroy its own group once it is done.
+    barrier, so each rank may destroy its own group once it is done (atexit runs while the interpreter
+    is still whole).
     """
+    import gc
+
     import torch.distributed as dist
 
     if dist.is_initialized():
+        gc.collect()  # drop what still references the group (work handles in reference cycles) first
         dist.destroy_process_group()
 
 

@@ -101,43 +101,50 @@ def test_an_encoder_outside_the_loss_is_skipped_not_a_crash():
     assert any(float(r.abs().max()) > 1e-6 for r in ref)
 
 
+def _rank_work(rank: int, world: int, out_dir: str) -> None:
+    """One rank's checks; every tensor, graph and trainer it makes is freed when it returns."""
+    torch.set_num_threads(1)
+    g = torch.Generator().manual_seed(123)
+    full = torch.randn(world * 3, 4, generator=g, dtype=D)
+    mine = full[rank * 3 : (rank + 1) * 3].clone().requires_grad_(True)
+    gathered = all_gather_with_grad(mine)
+    assert torch.equal(gathered.detach(), full)
+    loss = self_mean(gathered, 0.3, chunk=2) + (gathered**3).sum()
+    loss.backward()
+    ref = full.clone().requires_grad_(True)
+    (self_mean(ref, 0.3, chunk=2) + (ref**3).sum()).backward()
+    torch.testing.assert_close(mine.grad, ref.grad[rank * 3 : (rank + 1) * 3], rtol=1e-12, atol=1e-12)
+
+    # The trainer on 2 ranks x grad_accum 2 sees the same global batch as 1 rank x grad_accum 4.
+    from rdmeval.distill.config import get_config
+    from rdmeval.distill.toy import build_toy_task
+    from rdmeval.distill.trainer import Trainer
+
+    cfg = get_config("debug").with_world_size(world)
+    torch.set_default_dtype(D)  # fp64 toy: see the comparison in the test below
+    trainer = Trainer(cfg, build_toy_task(cfg))
+    loss = trainer.train_step().loss
+    grads = {n: p.grad for n, p in trainer.task.student.named_parameters()}  # rank-averaged, clipped
+    if rank == 0:
+        torch.save({"loss": loss, "grads": grads}, os.path.join(out_dir, "ddp.pt"))
+
+
 def _worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
+    import gc
+
     import torch.distributed as dist
 
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
-    finished = False
     try:
-        torch.set_num_threads(1)
-        g = torch.Generator().manual_seed(123)
-        full = torch.randn(world * 3, 4, generator=g, dtype=D)
-        mine = full[rank * 3 : (rank + 1) * 3].clone().requires_grad_(True)
-        gathered = all_gather_with_grad(mine)
-        assert torch.equal(gathered.detach(), full)
-        loss = self_mean(gathered, 0.3, chunk=2) + (gathered**3).sum()
-        loss.backward()
-        ref = full.clone().requires_grad_(True)
-        (self_mean(ref, 0.3, chunk=2) + (ref**3).sum()).backward()
-        torch.testing.assert_close(mine.grad, ref.grad[rank * 3 : (rank + 1) * 3], rtol=1e-12, atol=1e-12)
-
-        # The trainer on 2 ranks x grad_accum 2 sees the same global batch as 1 rank x grad_accum 4.
-        from rdmeval.distill.config import get_config
-        from rdmeval.distill.toy import build_toy_task
-        from rdmeval.distill.trainer import Trainer
-
-        cfg = get_config("debug").with_world_size(world)
-        torch.set_default_dtype(D)  # fp64 toy: see the comparison in the test below
-        trainer = Trainer(cfg, build_toy_task(cfg))
-        loss = trainer.train_step().loss
-        grads = {n: p.grad for n, p in trainer.task.student.named_parameters()}  # rank-averaged, clipped
-        if rank == 0:
-            torch.save({"loss": loss, "grads": grads}, os.path.join(out_dir, "ddp.pt"))
-        finished = True
+        _rank_work(rank, world, out_dir)
+        # Both ranks leave together, and nothing of the work (tensors, autograd graphs, work handles) is
+        # alive when the group goes: a gloo group torn down while its peer still works, or destroyed only
+        # at interpreter shutdown because something still referenced it, aborts the process
+        # ("terminate called without an active exception").
+        dist.barrier()
     finally:
-        if finished:
-            # Both ranks leave together: a rank that tears gloo down (or exits) while its peer is still
-            # working can abort the peer ("terminate called without an active exception").
-            dist.barrier()
         dist.destroy_process_group()
+        gc.collect()
 
 
 def test_all_gather_gradient_and_two_rank_trainer_match_one_process(tmp_path):
