@@ -157,3 +157,16 @@ def test_coco_val_definition_first_caption_sorted_seeded(tmp_path):
     assert ps.params["n"] == 3 and ps.version == get_spec("coco-val").version
     with pytest.raises(PromptFileError, match="--n 7"):
         load_prompt_set("coco-val", path=f, n=7)
+
+
+def test_prompts_list_says_which_sets_are_on_this_machine(shared_data, monkeypatch, capsys):
+    from rdmeval.cli.main import main
+
+    assert main(["prompts", "list"]) == 0  # an empty cache (conftest) and no RDMEVAL_PROMPTS_PATH
+    rows = {line.split()[0]: line.split()[2] for line in capsys.readouterr().out.splitlines() if line.startswith(("geneval ", "demo-geneval "))}
+    assert rows == {"geneval": "download", "demo-geneval": "shipped"}
+    folder = next(shared_data.rglob("evaluation_metadata.jsonl")).parent  # the folder holding the real file
+    monkeypatch.setenv("RDMEVAL_PROMPTS_PATH", str(folder))
+    assert main(["prompts", "list"]) == 0
+    rows = {line.split()[0]: line.split()[2] for line in capsys.readouterr().out.splitlines() if line.startswith("geneval ")}
+    assert rows == {"geneval": "cached"}

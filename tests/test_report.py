@@ -155,7 +155,9 @@ def test_report_shows_the_saved_table_and_recomputes_only_when_asked(smoke_root,
     doctored = "0.1235 [0.1111, 0.1357]"
 
     assert main(["report", str(root), "--out", str(tmp_path / "rep"), "--no-gallery"]) == 0
-    assert f"table read from {root / 'table.json'}" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert f"table read from {root / 'table.json'}" in printed
+    assert "no gallery (--no-gallery)" in printed and "gallery of" not in printed
     assert doctored in (tmp_path / "rep" / "index.html").read_text()
     assert md_escape(doctored) in (tmp_path / "rep" / "table.md").read_text()
     shown = ResultsTable.from_json((tmp_path / "rep" / "table.json").read_text())

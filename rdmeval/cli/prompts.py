@@ -62,8 +62,13 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "make-heldout":
         return _make_heldout(args)
     if args.action == "list":
+        from rdmeval.prompts.sources import on_this_machine
+
         for name, spec in registry().items():
-            print(f"{name:<16} {spec.version:<14} {spec.description}")
+            where = "shipped" if spec.local else ("cached" if on_this_machine(spec.remote) else "download")
+            print(f"{name:<16} {spec.version:<14} {where:<9} {spec.description}")
+        print("shipped: inside rdmeval; cached: already on this machine (cache or RDMEVAL_PROMPTS_PATH); "
+              "download: fetched (and verified) on first use, or pass a local copy with --prompts-file")
         return 0
     if not args.name:
         raise RdmevalError(f"rdmeval prompts {args.action}: a NAME (or FILE) is needed, e.g. `rdmeval prompts {args.action} geneval`")

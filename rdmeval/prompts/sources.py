@@ -77,6 +77,15 @@ def _find_local(remote: RemoteFile, local: Path | None) -> Path | None:
     return None
 
 
+def on_this_machine(remote: RemoteFile) -> Path | None:
+    """Where ``fetch`` would find ``remote`` without downloading it (RDMEVAL_PROMPTS_PATH or the cache), else None."""
+    found = _find_local(remote, None)
+    if found is not None:
+        return found
+    cached = cache_dir() / "prompts" / remote.filename
+    return cached if cached.exists() else None
+
+
 def fetch(remote: RemoteFile, local: Path | None = None) -> tuple[Path, str]:
     """Return (path, sha256) of a verified copy of ``remote``: local, cached, or freshly downloaded."""
     found = _find_local(remote, local)

@@ -44,10 +44,12 @@ class ReportResult:
     n_images: int
     seconds: float
     table_source: str = ""  # where the table came from (the saved table.json, or computed and why)
+    gallery: bool = True  # False with --no-gallery
 
     def line(self) -> str:
-        return (f"wrote {self.out / 'index.html'}: {self.n_figures} charts, gallery of {self.n_prompts} prompts "
-                f"({self.n_images} images) [{self.seconds:.1f}s]" + (f"; table {self.table_source}" if self.table_source else ""))
+        shown = f"gallery of {self.n_prompts} prompts ({self.n_images} images)" if self.gallery else "no gallery (--no-gallery)"
+        return (f"wrote {self.out / 'index.html'}: {self.n_figures} charts, {shown} [{self.seconds:.1f}s]"
+                + (f"; table {self.table_source}" if self.table_source else ""))
 
 
 def _task_figures(table: ResultsTable, dest: Path) -> list[Figure]:
@@ -184,7 +186,7 @@ def build_report(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     n_prompts = sum(len(g.prompts) for g in galleries)
-    return ReportResult(out, len(figures), n_prompts, n_images, time.time() - t0, table_source)
+    return ReportResult(out, len(figures), n_prompts, n_images, time.time() - t0, table_source, gallery=gallery)
 
 
 def _table(rr: RunRoot, recompute: bool, n_resamples: int, seed: int) -> tuple[ResultsTable, str]:
