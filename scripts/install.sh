@@ -16,4 +16,4 @@ VPY=.venv/bin/python
 "$VPY" -m pip install -q "setuptools>=77,<81" wheel
 "$VPY" -m pip install -q --no-build-isolation -e ".[geneval,audit,report,test]"
 PYTHON="$VPY" bash scripts/install_mmcv.sh
-"$VPY" -m rdmeval env | head -n 3
+"$VPY" -m rdmeval env | sed -n '1,3p'   # sed reads all of it: no broken pipe under pipefail

@@ -69,3 +69,12 @@ def test_subprocess_entry_point():
     out = subprocess.run([sys.executable, "-m", "rdmeval", "prompts", "list"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "geneval" in out.stdout and "pickapic-test" in out.stdout and "coco-val" in out.stdout
+
+
+def test_a_closed_pipe_is_not_an_error():
+    """`rdmeval env | head -n 1`: when the reader goes away, rdmeval stops quietly (exit 141, as shell tools)."""
+    proc = subprocess.Popen([sys.executable, "-m", "rdmeval", "env"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader is gone before rdmeval writes a line
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141
+    assert "error" not in err.lower() and "Traceback" not in err, err

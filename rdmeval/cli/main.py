@@ -66,6 +66,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = getattr(args, "verbose", False) or os.environ.get("RDMEVAL_DEBUG", "") not in ("", "0")
     try:
         return int(args.func(args) or 0)
+    except BrokenPipeError:
+        # the reader of our output went away (`rdmeval env | head -n 3`): stop quietly, as shell tools do
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        except (OSError, ValueError):  # pragma: no cover - stdout without a file descriptor (captured)
+            pass
+        return 141  # 128 + SIGPIPE
     except RdmevalError as exc:
         if debug:
             traceback.print_exc()
