@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from rdmeval.api.layout import PER_IMAGE, RunLayout
 from rdmeval.results.heldout_gap import heldout_gap

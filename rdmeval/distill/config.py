@@ -7,7 +7,7 @@ frozen: derive variants with ``dataclasses.replace`` (which re-runs the validati
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from rdmeval.errors import RdmevalError
 
