@@ -17,7 +17,7 @@ Tasks:
     python benchmarks/perf/distill_cpu.py --task learn_demo --threads 2
     python benchmarks/perf/distill_cpu.py --task flux_tiny --work /tmp/rdmeval-flux-tiny --steps 5
 
-Reference (2 shared cores, 1 thread, torch 2.14): debug ~15 ms/step, learn_demo ~30 ms/step.
+Reference (2 busy shared cores, 1 thread, torch 2.14): debug and learn_demo ~20-35 ms/step, ~15 MiB above the built task.
 """
 
 from __future__ import annotations
