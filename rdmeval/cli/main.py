@@ -12,6 +12,7 @@ from typing import Sequence
 from rdmeval import __version__
 from rdmeval.cli.failures import add_verbose_flag, explain, worker_error
 from rdmeval.errors import RdmevalError
+from rdmeval.provenance import set_command
 
 # Subcommand modules, in the order `rdmeval --help` lists them (pipeline order).
 SUBCOMMANDS: tuple[str, ...] = (
@@ -60,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(list(argv) if argv is not None else None)
+    set_command(list(argv) if argv is not None else sys.argv[1:])  # recorded in the manifests of the runs it makes
     if not getattr(args, "func", None):
         parser.print_help()
         return 0 if args.command is None else 2

@@ -225,6 +225,9 @@ class KleinGenerator:
         )
         self.weights_path = str(Path(weights).expanduser().resolve()) if weights else None
         self.weights_info = weights_info
+        # what of a local --base folder this generator reads (its identity is hashed over these files)
+        self._base_folder = local if base_info.get("source") == "local" else None
+        self._base_patterns = _HUB_PATTERNS + (["transformer/*"] if weights is None else [])
 
     @classmethod
     def from_modules(
@@ -263,6 +266,7 @@ class KleinGenerator:
             base_label="(in-memory modules)",
         )
         self.weights_path, self.weights_info = None, {}
+        self._base_folder, self._base_patterns = None, []
         return self
 
     def _setup(self, *, preset: str, transformer: torch.nn.Module, vae: torch.nn.Module, text: Any, tokenizer: Any, scheduler: Any,
@@ -351,6 +355,22 @@ class KleinGenerator:
             "compile": self.compiled,
             "diffusers": metadata.version("diffusers"),
         }
+
+    def provenance(self) -> dict[str, Any]:
+        """The base pipeline's identity, recorded beside the request (``execution.provenance``), never compared.
+
+        A hub base is identified by its commit (``describe()["base"]["revision"]``); a local folder by
+        :func:`~rdmeval.io.sha256_folder` over the files this generator reads (``base_sha256``). Not part
+        of :meth:`describe`, so runs made before it was recorded still resume."""
+        if self._base_folder is None:
+            return {}
+        if getattr(self, "_provenance", None) is None:
+            from rdmeval.io import sha256_folder
+
+            found = sha256_folder(self._base_folder, self._base_patterns)
+            self._provenance = {"base_sha256": found["sha256"], "base_files": found["files"],
+                                "base_hashed": list(self._base_patterns)}
+        return dict(self._provenance)
 
     def generate(self, prompts: Sequence[str], latents: torch.Tensor) -> np.ndarray:
         prompts = list(prompts)
