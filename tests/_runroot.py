@@ -3,6 +3,10 @@
 A plain helper module (not a test module), so that the two test files share the builders without
 importing each other.
 
+The *card* root (:func:`make_card_root`) is hand-written result rows on the card's benchmarks, covering
+every kind of cell (complete, subset, incomplete, generated but not scored, not run, a second run of a
+preset).
+
 The *smoke* root is made by the real pipeline: the dummy generator on the demo sets for three
 models, GenEval scored by the real scorer with a stub detector and color classifier (whose
 verdicts follow a per-model success rate), PickScore scored by the real scorer on the tiny offline
@@ -18,7 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
+from rdmeval.api.rows import write_rows
 from rdmeval.cli.main import main
+from rdmeval.prompts.geneval import EXPECTED_COUNTS
 from rdmeval.results.table import CARD_MODELS
 
 SIZE = 64
@@ -119,4 +125,61 @@ def make_suite_layout_root(smoke_root: Path, root: Path) -> Path:
     for m in CARD_MODELS:
         for src, dst in (("demo-geneval", "geneval"), ("demo-captions", "coco-val"), ("demo-captions", "pickapic-test")):
             shutil.copytree(smoke_root / "runs" / m / src, root / "runs" / m / dst)
+    return root
+
+
+# ----------------------------------------------------------------------------- the card run root (hand-written rows)
+
+
+STUDENT_TASKS = {"single_object": 0.990625, "two_object": 0.9166666666666666, "counting": 0.778125,
+                 "colors": 0.9202127659574468, "position": 0.6725, "color_attr": 0.7075}
+
+
+def card_rows(model: str, bench: str, scorer: str, values: dict, *, n: int, n_prompts: int, complete: bool = True,
+          coverage: float = 1.0, ci: float = 0.02) -> list[dict]:
+    protocol = {"n_per_prompt": 4 if bench == "geneval" else 1, "rng_device": "cuda", "resolution": [512, 512],
+                "seed_policy": {"kind": "per-sample", "formula": "seed = 46000000 + prompt_idx*100 + sample_idx"},
+                "model": {"name": "klein", "preset": model, "ctx_len": 48 if bench != "pickapic-test" else 232,
+                          "steps": 4 if model == "teacher" else 1, "precision": "faithful"},
+                "bootstrap": {"level": 0.95, "n_resamples": 1000, "seed": 0}}
+    out = []
+    for (category, metric), value in values.items():
+        task_n = 4 * EXPECTED_COUNTS.get(category, 0)
+        out.append({"run_id": f"runs/{model}/{bench}", "model": model, "benchmark": bench, "benchmark_version": "1",
+                    "benchmark_definition": f"{bench} as defined for the test", "scorer": scorer, "scorer_version": "1",
+                    "category": category, "metric": metric, "value": value, "ci_low": value - ci, "ci_high": value + ci,
+                    "n": task_n or n, "n_prompts": EXPECTED_COUNTS.get(category, n_prompts), "coverage": coverage,
+                    "complete": complete, "higher_is_better": True, "protocol": json.dumps(protocol),
+                    "versions": json.dumps({"torch": "2.14.1", "diffusers": "0.42.1", "transformers": "5.24.0"})})
+    return out
+
+
+def _geneval_values(tasks: dict) -> dict:
+    values = {(t, "accuracy"): v for t, v in tasks.items()}
+    values[("overall", "overall")] = float(np.mean(list(tasks.values())))
+    return values
+
+
+def make_card_root(root: Path) -> Path:
+    runs = root / "runs"
+    write = lambda model, bench, scorer, rows: write_rows(rows, runs / model / bench / "scores" / scorer / "summary.parquet")  # noqa: E731
+    write("student", "geneval", "geneval", card_rows("student", "geneval", "geneval-mmdet", _geneval_values(STUDENT_TASKS), n=2212, n_prompts=553))
+    teacher = {t: v - 0.03 for t, v in STUDENT_TASKS.items()}
+    write("teacher", "geneval", "geneval", card_rows("teacher", "geneval", "geneval-mmdet", _geneval_values(teacher), n=400, n_prompts=100))
+    naive = {t: v / 2 for t, v in STUDENT_TASKS.items()}
+    write("naive", "geneval", "geneval", card_rows("naive", "geneval", "geneval-mmdet", _geneval_values(naive), n=2100, n_prompts=525,
+                                               complete=False, coverage=2100 / 2212))
+    write("student", "pickapic-test", "pickscore", card_rows("student", "pickapic-test", "pickscore", {("all", "pickscore_mean"): 21.9},
+                                                         n=499, n_prompts=499, ci=0.1))
+    write("student", "coco-val", "pickscore", card_rows("student", "coco-val", "pickscore", {("all", "pickscore_mean"): 22.7}, n=1000, n_prompts=1000))
+    write("teacher", "coco-val", "pickscore", card_rows("teacher", "coco-val", "pickscore", {("all", "pickscore_mean"): 22.6}, n=1000, n_prompts=1000))
+    # a second student run (another ctx_len) in its own folder: its own row, compared with the student's numbers
+    write("student-ctx48", "pickapic-test", "pickscore", card_rows("student", "pickapic-test", "pickscore",
+                                                               {("all", "pickscore_mean"): 21.2}, n=499, n_prompts=499))
+    # generated (2 of 2 images missing), never scored
+    naive_pick = runs / "naive" / "pickapic-test"
+    naive_pick.mkdir(parents=True)
+    (naive_pick / "manifest.json").write_text(json.dumps({"request": {
+        "model": {"name": "klein", "preset": "naive"}, "prompt_set": {"name": "pickapic-test", "version": "1"},
+        "prompt_indices": [0, 1], "n_per_prompt": 1}}))
     return root

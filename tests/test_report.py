@@ -9,11 +9,13 @@ rendered (every image decoded, the task filter working), and saves a full-page s
 from __future__ import annotations
 
 import base64
+import contextlib
 import fcntl
 import functools
 import http.server
 import json
 import os
+import re
 import shutil
 import subprocess
 import threading
@@ -29,7 +31,7 @@ from rdmeval.cli.main import main
 from rdmeval.errors import RdmevalError
 from rdmeval.report import build_report
 from rdmeval.report.gallery import class_color, render_thumbnail
-from _runroot import make_suite_layout_root, shared_smoke_root  # the same smoke run root as the table tests
+from _runroot import make_card_root, make_suite_layout_root, shared_smoke_root  # the same run roots as the table tests
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -45,6 +47,19 @@ def report_dir(smoke_root, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("report") / "report"
     result = build_report(smoke_root, out, thumb_size=128, n_resamples=200)
     assert result.n_prompts == 6 and result.n_images == 6 * 4 * 3
+    return out
+
+
+@pytest.fixture(scope="module")
+def wide_report_dir(smoke_root, tmp_path_factory) -> Path:
+    """The widest main table the card's layout makes: every card column with a published value and a
+    delta, two benchmarks outside the card, four models (the card root's rows and the smoke root's demo runs)."""
+    root = make_card_root(tmp_path_factory.mktemp("wide") / "root")
+    for m in ("teacher", "naive", "student"):
+        for bench in ("demo-geneval", "demo-captions"):
+            shutil.copytree(smoke_root / "runs" / m / bench, root / "runs" / m / bench)
+    out = root.parent / "report"
+    build_report(root, out, gallery=False, n_resamples=50)
     return out
 
 
@@ -73,7 +88,7 @@ def test_report_is_self_contained(report_dir):
         assert (report_dir / link).is_file(), link
     for name in ("index.html", "report.css", "report.js"):
         assert "http://" not in (report_dir / name).read_text() and "https://" not in (report_dir / name).read_text()
-    for name in ("table.md", "table.csv", "table.json", "table.tex"):
+    for name in ("table.md", "table.csv", "table.json", "table.tex", "table-paper.md", "table-paper.tex"):
         assert (report_dir / name).stat().st_size > 0
     # gallery: failures first, and every image of every model
     articles = [a for t, a in parser.tags if t == "article"]
@@ -152,21 +167,23 @@ def test_report_shows_the_saved_table_and_recomputes_only_when_asked(smoke_root,
     assert cell["value"] is not None and cell["status"] == "stand-in"  # a shown number (demo prompts stand in)
     cell["value"], cell["ci_low"], cell["ci_high"] = 0.123456, 0.1111, 0.1357
     (root / "table.json").write_text(json.dumps(saved))
-    doctored = "0.1235 [0.1111, 0.1357]"
+    doctored = "0.1235 [0.1111, 0.1357]"  # the full table (table.md)
+    doctored_page = "0.1235 ± 0.0123"  # the page's paper table: half the width of [0.1111, 0.1357]
+    page_text = lambda: re.sub(r"<[^>]+>", "", (tmp_path / "rep" / "index.html").read_text())  # noqa: E731  (markup out)
 
     assert main(["report", str(root), "--out", str(tmp_path / "rep"), "--no-gallery"]) == 0
     printed = capsys.readouterr().out
     assert f"table read from {root / 'table.json'}" in printed
     assert "no gallery (--no-gallery)" in printed and "gallery of" not in printed
-    assert doctored in (tmp_path / "rep" / "index.html").read_text()
+    assert doctored_page in page_text()
     assert md_escape(doctored) in (tmp_path / "rep" / "table.md").read_text()
+    assert doctored_page in (tmp_path / "rep" / "table-paper.md").read_text()
     shown = ResultsTable.from_json((tmp_path / "rep" / "table.json").read_text())
     assert shown == ResultsTable.from_json((root / "table.json").read_text())  # the report's table is the saved one
 
     assert main(["report", str(root), "--out", str(tmp_path / "rep"), "--no-gallery", "--recompute", "--n-resamples", "50"]) == 0
     assert "table computed from the result rows (--recompute)" in capsys.readouterr().out
-    html = (tmp_path / "rep" / "index.html").read_text()
-    assert doctored not in html
+    assert doctored_page not in page_text()
     assert ResultsTable.from_json((tmp_path / "rep" / "table.json").read_text()) == build_table(root, n_resamples=50)
 
     (root / "table.json").unlink()
@@ -241,13 +258,18 @@ class Chromium:
             raise AssertionError(f"{method} failed: {resp['error']}")
         return resp.get("result", {})
 
-    def wait_event(self, method: str, session: str, timeout: float = 30) -> dict:
+    def count_events(self, method: str, session: str) -> int:
+        with self._cv:
+            return sum(1 for e in self.events if e.get("method") == method and e.get("sessionId") == session)
+
+    def wait_event(self, method: str, session: str, timeout: float = 30, after: int = 0) -> dict:
+        """The first ``method`` event of ``session`` after the first ``after`` ones."""
         deadline = time.monotonic() + timeout
         with self._cv:
             while True:
-                for e in self.events:
-                    if e.get("method") == method and e.get("sessionId") == session:
-                        return e
+                found = [e for e in self.events if e.get("method") == method and e.get("sessionId") == session]
+                if len(found) > after:
+                    return found[after]
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise AssertionError(f"no {method} within {timeout}s")
@@ -276,18 +298,26 @@ def _chromium() -> str:
     return exe
 
 
-@pytest.fixture
-def served(report_dir):
+@contextlib.contextmanager
+def _serve(directory: Path):
     class Quiet(http.server.SimpleHTTPRequestHandler):
         def log_message(self, *args):
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(report_dir)))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(directory)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def served(report_dir):
+    with _serve(report_dir) as url:
+        yield url
 
 
 # Runs in the page once it has loaded: force every lazy image to load, wait for all, then report
@@ -320,12 +350,29 @@ PAGE_CHECK = """
   out.failuresOnly = visible();
   out.withFailures = Array.from(g.querySelectorAll("article.prompt")).filter(a => Number(a.dataset.failed) > 0).length;
   box.checked = false; box.dispatchEvent(new Event("change"));
-  return JSON.stringify(out);
+  return JSON.stringify(Object.assign(out, eval(WIDTHS)));
 })()
 """
 
+# The main table's width against the window: the table, the box that would scroll it, the document.
+WIDTHS = """
+(() => {
+  const t = document.querySelector('table[data-section="main"]');
+  return {tableWidth: t.scrollWidth, wrapScroll: t.parentElement.scrollWidth, wrapClient: t.parentElement.clientWidth,
+          docWidth: document.documentElement.scrollWidth, winWidth: window.innerWidth};
+})()
+"""
+PAGE_CHECK = PAGE_CHECK.replace("eval(WIDTHS)", WIDTHS.strip())
 
-def test_report_renders_in_headless_chromium(served, report_dir, tmp_path):
+
+def _assert_main_table_fits(page: dict) -> None:
+    """No horizontal scrolling at 1280 px: neither the main table's box nor the page scrolls sideways."""
+    assert page["winWidth"] == 1280
+    assert page["tableWidth"] <= page["wrapClient"] and page["wrapScroll"] <= page["wrapClient"], page
+    assert page["docWidth"] <= page["winWidth"], page
+
+
+def test_report_renders_in_headless_chromium(served, report_dir, wide_report_dir, tmp_path):
     exe = _chromium()
     browser = Chromium(exe, tmp_path / "profile")
     try:
@@ -349,6 +396,16 @@ def test_report_renders_in_headless_chromium(served, report_dir, tmp_path):
                             session=session, timeout=60)
         (tmp_path / "report.png").write_bytes(base64.b64decode(shot["data"]))
         events = list(browser.events)
+
+        # the widest card table (every published value and delta, two more benchmarks) fits at 1280 px too
+        with _serve(wide_report_dir) as wide_url:
+            loads = browser.count_events("Page.loadEventFired", session)
+            browser.send("Page.navigate", {"url": f"{wide_url}/index.html"}, session=session)
+            browser.wait_event("Page.loadEventFired", session, after=loads)
+            wide = browser.send("Runtime.evaluate", {"expression": WIDTHS, "returnByValue": True}, session=session)
+            wide_header = browser.send("Runtime.evaluate", {"expression": "Array.from(document.querySelectorAll("
+                                       "'table[data-section=\"main\"] thead th')).map(th => th.textContent)", "returnByValue": True},
+                                       session=session)["result"]["value"]
     finally:
         browser.close()
 
@@ -368,6 +425,9 @@ def test_report_renders_in_headless_chromium(served, report_dir, tmp_path):
     assert page["articles"] == 6 and page["count0"] == "6 of 6 prompts shown"
     assert page["counting"] == 1 and page["countingTags"] == ["counting"]
     assert page["failuresOnly"] == page["withFailures"] >= 1
+    _assert_main_table_fits(page)
+    assert wide_header.count("Δ") == 3 and len(wide_header) == 1 + 3 * 3 + 2, wide_header  # model, 3 x (value, card, Δ), 2 more
+    _assert_main_table_fits(wide["result"]["value"])
 
     shot = Image.open(tmp_path / "report.png")
     assert shot.size == (1280, height) and height > 2000

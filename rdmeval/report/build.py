@@ -1,7 +1,8 @@
 """``build_report(run_root, out)``: the static HTML report of a run root, written atomically.
 
 The report folder holds ``index.html``, ``report.css``, ``report.js``, ``charts/*.png``, the
-gallery's thumbnails under ``img/`` and the table in every format (``table.md/.csv/.json/.tex``).
+gallery's thumbnails under ``img/`` and the table in every format (``table.md/.csv/.json/.tex``, and
+the paper style's ``table-paper.md/.tex``).
 All links are relative, so the folder can be copied anywhere and opened offline.
 
 It is built in a temporary sibling folder and moved into place at the end, so ``out`` holds
@@ -29,6 +30,7 @@ from rdmeval.api.layout import RunLayout
 from rdmeval.report.charts import Bar, pickscore_chart, task_chart
 from rdmeval.report.gallery import collect_galleries, write_thumbnails
 from rdmeval.report.html import CSS, JS, Figure, page
+from rdmeval.report.paper_html import PAPER_CSS, PAPER_TABLES
 from rdmeval.results.saved import TABLE_JSON, load_saved_table, rows_newer_than_saved, saved_table_path
 from rdmeval.results.table import SHOWN, ResultsTable, RunRoot, build_table, read_run_root, scorer_family
 
@@ -172,14 +174,16 @@ def build_report(
         n_images = write_thumbnails(galleries, tmp, thumb_size, workers=workers) if galleries else 0
         for fmt, name in (("md", "table.md"), ("csv", "table.csv"), ("json", "table.json"), ("latex", "table.tex")):
             (tmp / name).write_text(table.render(fmt), encoding="utf-8")
-        (tmp / "report.css").write_text(CSS, encoding="utf-8")
+        for name, fmt in PAPER_TABLES:  # the card's table as a paper prints it
+            (tmp / name).write_text(table.render(fmt, style="paper"), encoding="utf-8")
+        (tmp / "report.css").write_text(CSS + PAPER_CSS, encoding="utf-8")
         (tmp / "report.js").write_text(JS, encoding="utf-8")
         generated = time.strftime("%Y-%m-%d %H:%M:%S %z")
         html = page(table, figures, galleries, title=title, generated=generated, version=__version__,
                     thumb_size=thumb_size, models=models,
                     gallery_note="" if gallery else "Gallery left out (--no-gallery).")
         (tmp / "index.html").write_text(html, encoding="utf-8")
-        (tmp / MARKER).write_text(json.dumps({"rdmeval": __version__, "run_root": str(rr.root), "generated": generated}) + "\n")
+        (tmp / MARKER).write_text(json.dumps({"rdmeval": __version__, "run_root": rr.root.resolve().name, "generated": generated}) + "\n")
         os.chmod(tmp, 0o755)  # mkdtemp makes it 0700
         _swap_into_place(tmp, out)
     except BaseException:

@@ -8,8 +8,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import pandas as pd
 
@@ -29,7 +30,7 @@ from rdmeval.results.columns import (
     table_models,
 )
 from rdmeval.results.heldout_section import heldout_section
-from rdmeval.results.protocol_text import _find_key, _setting
+from rdmeval.results.protocol_text import PROVENANCE_SETTINGS, _find_key, _setting
 from rdmeval.results.published import Published, PublishedValue, load_published
 from rdmeval.results.runroot import RunRoot, read_run_root
 from rdmeval.results.table_model import (
@@ -72,6 +73,7 @@ class _Builder:
         self.models = table_models(rr, models)
         self._groups: dict[tuple[str, str, str], pd.DataFrame] = {}
         self._not_scored: dict[Path, tuple[str, int | None, int | None]] = {}
+        self._manifests: dict[str, dict[str, Any]] = {}
         if not rows.empty:
             for key, group in rows.groupby(["_model_key", "_bench_key", "scorer"], sort=False, dropna=False):
                 self._groups[tuple(str(k) for k in key)] = group
@@ -179,13 +181,38 @@ class _Builder:
             return None
         return self.pub.get(self.preset(model), col.benchmark, category, metric, run=run)
 
+    def unpublished(self, model: str) -> str | None:
+        """Why a model's card cells have no published number (its preset names no published row), or None."""
+        found = list(dict.fromkeys(v.model for v in self.pub.select(run=self.pub.primary.id)))
+        known = [m for m in CARD_MODELS if m in found] + [m for m in found if m not in CARD_MODELS]  # the card's row order
+        preset = self.preset(model)
+        if preset in known:
+            return None
+        named = f"model {preset!r}" + (f" (folder {model!r})" if preset != model else "")
+        return f"no published number for {named}; published rows: {', '.join(known)}"
+
+    def manifest(self, run_dir: str) -> dict[str, Any]:
+        """A run's manifest.json ({} when absent or unreadable: rows without a run directory)."""
+        if run_dir not in self._manifests:
+            try:
+                self._manifests[run_dir] = json.loads((Path(run_dir) / "manifest.json").read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                self._manifests[run_dir] = {}
+        return self._manifests[run_dir]
+
     # ---- sections
     def main(self) -> Section:
         cells = {}
+        unpublished: list[str] = []
         for m in self.models:
+            why = self.unpublished(m)
+            if why is not None:
+                unpublished.append(why)
             for col in self.columns:
                 cells[(m, col.key)] = self.cell(m, col, col.category, col.metric, "", col.decimals,
                                                 self._published(m, col, col.category, col.metric))
+                if why is not None and col.card:
+                    cells[(m, col.key)].extra["published_why"] = why
         notes = [
             f"Reproduced value [interval]: the scorers' result rows; the interval is the scorer's {self._level_text()}"
             "percentile bootstrap over prompts (GenEval: prompts resampled within each task).",
@@ -196,6 +223,7 @@ class _Builder:
         ]
         if any(not c.card for c in self.columns):
             notes.append("Columns in brackets are benchmarks outside the card (no published value).")
+        notes += unpublished  # why a row's published cells are empty
         return Section("main", "The model card's table", "model", list(self.models),
                        [MODEL_LABELS.get(m, m) for m in self.models], [c.key for c in self.columns],
                        [c.label for c in self.columns], cells, notes, published_label=self.pub.primary.id)
@@ -343,7 +371,7 @@ class _Builder:
             ("ctx_len", "ctx_len (text tokens the DiT sees)"), ("steps", "sampling steps"), ("precision", "precision"),
             ("seeds", "seeds"), ("rng_device", "RNG device"), ("resolution", "resolution"), ("scorer", "scorer"),
             ("scorer_settings", "scorer settings"), ("scorer_libs", "scorer libraries"), ("generation_libs", "generation libraries"),
-            ("bootstrap", "intervals"),
+            ("bootstrap", "intervals"), *PROVENANCE_SETTINGS,
         ]
         cols = [c for c in self.columns if any(not self._rows_for(m, c).empty for m in self.models)]
         cells = {}
@@ -355,7 +383,8 @@ class _Builder:
                     if rows.empty:
                         continue
                     hit = rows[rows["category"] == col.category]
-                    per_model[m] = _setting(key, (hit if not hit.empty else rows).iloc[0])
+                    row = (hit if not hit.empty else rows).iloc[0]
+                    per_model[m] = _setting(key, row, self.manifest(str(row["_run_dir"])))
                 vals = [v for v in per_model.values() if v]
                 if not vals:
                     text = "—"
@@ -366,6 +395,8 @@ class _Builder:
                 cells[(key, col.key)] = Cell(status=TEXT, text=text)
         notes = ["Read from the protocol field of each result row (what the run manifests and scorers recorded). "
                  "A setting that differs between models is listed per model.",
+                 "Provenance (weights, base pipeline, git commit, command) comes from each run's manifest.json; "
+                 "files are named, not located (sha256 prefixes identify them).",
                  "The card states no ctx_len, seeds or COCO-val definition for its numbers; rdmeval's choices are "
                  "those above (docs/protocol.md)."]
         return Section("protocol", "Protocol", "setting", [k for k, _ in settings], [l for _, l in settings],
@@ -393,4 +424,5 @@ def build_table(
     heldout = heldout_section(rr, *pairs[0], n_resamples, seed) if pairs else None  # only with held-out runs
     if heldout is not None:
         sections.insert(-1, heldout)
-    return ResultsTable(run_root=str(rr.root), published_version=pub.version, sections=sections)
+    # the run root by its folder name: a table cites no path of the machine that made it
+    return ResultsTable(run_root=rr.root.resolve().name, published_version=pub.version, sections=sections)
