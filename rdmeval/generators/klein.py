@@ -225,9 +225,10 @@ class KleinGenerator:
         )
         self.weights_path = str(Path(weights).expanduser().resolve()) if weights else None
         self.weights_info = weights_info
-        # what of a local --base folder this generator reads (its identity is hashed over these files)
+        # a local --base folder's identity is hashed over the pipeline's components, the transformer's weights
+        # included even when --weights replaces them: one folder has one identity, whichever model reads it
         self._base_folder = local if base_info.get("source") == "local" else None
-        self._base_patterns = _HUB_PATTERNS + (["transformer/*"] if weights is None else [])
+        self._base_patterns = _HUB_PATTERNS + ["transformer/*"]
 
     @classmethod
     def from_modules(
