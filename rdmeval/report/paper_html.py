@@ -19,6 +19,12 @@ def _marks(marks: tuple[str, ...]) -> str:
     return f'<sup class="fn">{escape(",".join(marks))}</sup>' if marks else ""
 
 
+def _heading(label: str) -> str:
+    """A column heading that wraps at spaces, not inside a short hyphenated name ("Pick-a-Pic" keeps
+    together); a long one ("[demo-captions]") may still break at its hyphen, so narrow windows fit."""
+    return " ".join(escape(w).replace("-", "&#8209;") if len(w) <= 12 else escape(w) for w in label.split(" "))
+
+
 def _number(text: str) -> str:
     """A value and its interval; a narrow window may break the line between them, never inside either."""
     for sep in (" ± ", " ["):
@@ -34,7 +40,7 @@ def paper_table_html(table: ResultsTable, ci: str = "pm") -> str:
     n_cols = len(p.columns) + 1
     out = ['<div class="table-wrap"><table class="results paper" data-section="main">',
            f"<caption>{escape(p.title)}</caption>", "<thead><tr>", f'<th scope="col">{escape(p.stub)}</th>']
-    out += [f'<th scope="col" class="{c.kind}">{escape(c.label)}{_marks(c.marks)}</th>' for c in p.columns]
+    out += [f'<th scope="col" class="{c.kind}">{_heading(c.label)}{_marks(c.marks)}</th>' for c in p.columns]
     out.append("</tr></thead><tbody>")
     for label, cells in p.rows:
         out.append(f'<tr><th scope="row">{escape(label)}</th>')
