@@ -52,28 +52,54 @@ def write_table(
     on_shard: Callable[[int, int], None] | None = None,
 ) -> Path:
     """Encode ``prompts`` in order into ``folder``; shards already there are kept (resume)."""
+
+    def read_rows(start: int, stop: int) -> Tensor:
+        rows = prompts[start:stop]
+        return torch.cat([encode(rows[j:j + batch_size]).detach().float().cpu() for j in range(0, len(rows), batch_size)])
+
+    return write_rows(
+        folder, len(prompts), read_rows, prompts_digest=prompts_sha256(prompts), shard_rows=shard_rows, dtype=dtype,
+        on_shard=on_shard,
+    )
+
+
+def write_rows(
+    folder: str | os.PathLike[str],
+    n_rows: int,
+    read_rows: Callable[[int, int], Tensor | np.ndarray],
+    *,
+    prompts_digest: str,
+    shard_rows: int = 4096,
+    dtype: str = "float16",
+    on_shard: Callable[[int, int], None] | None = None,
+) -> Path:
+    """Write rows ``read_rows(start, stop)`` for ``[0, n_rows)`` shard by shard (resumable).
+
+    ``prompts_digest`` is the :func:`prompts_sha256` of the prompts the rows belong to: tables of
+    the same prompts (ctx and τ) carry the same digest, which is how their alignment is checked.
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    digest = prompts_sha256(prompts)
     meta_path = folder / "table.json"
     if meta_path.exists():
         meta = json.loads(meta_path.read_text())
-        if meta.get("prompts_sha256") != digest or meta.get("shard_rows") != shard_rows or meta.get("dtype") != dtype:
+        if meta.get("prompts_sha256") != prompts_digest or meta.get("shard_rows") != shard_rows or meta.get("dtype") != dtype:
             raise TableError(
                 f"{folder} holds a table of other prompts or settings; use another --out folder or remove it"
             )
-    n_shards = (len(prompts) + shard_rows - 1) // shard_rows
+    n_shards = (n_rows + shard_rows - 1) // shard_rows
     row_shape: list[int] | None = None
     for i in range(n_shards):
         path = _shard_path(folder, i)
-        rows = prompts[i * shard_rows:(i + 1) * shard_rows]
+        start, stop = i * shard_rows, min((i + 1) * shard_rows, n_rows)
         if path.exists():
             done = np.load(path, mmap_mode="r")
-            if done.shape[0] == len(rows):
+            if done.shape[0] == stop - start:
                 row_shape = list(done.shape[1:])
                 continue
-        parts = [encode(rows[j:j + batch_size]).detach().float().cpu() for j in range(0, len(rows), batch_size)]
-        block = torch.cat(parts).numpy().astype(dtype)
+        block = read_rows(start, stop)
+        block = block.detach().float().cpu().numpy() if isinstance(block, Tensor) else np.asarray(block)
+        block = block.astype(dtype)
         row_shape = list(block.shape[1:])
         buffer = io.BytesIO()
         np.save(buffer, block)
@@ -81,8 +107,8 @@ def write_table(
         if on_shard is not None:
             on_shard(i + 1, n_shards)
     meta = {
-        "format": TABLE_FORMAT, "rows": len(prompts), "row_shape": row_shape, "dtype": dtype,
-        "shard_rows": shard_rows, "shards": n_shards, "prompts_sha256": digest,
+        "format": TABLE_FORMAT, "rows": n_rows, "row_shape": row_shape, "dtype": dtype,
+        "shard_rows": shard_rows, "shards": n_shards, "prompts_sha256": prompts_digest,
     }
     atomic_write_json(meta_path, meta)
     return folder
