@@ -149,3 +149,14 @@ class Table:
         rows = [np.asarray(self.shards[int(i) // self.shard_rows][int(i) % self.shard_rows]) for i in flat]
         out = torch.from_numpy(np.stack(rows).astype(np.float32)) if rows else torch.empty((0, *self.row_shape))
         return out.reshape(*torch.as_tensor(idx).shape, *self.row_shape)
+
+    def rows(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``[start, stop)`` as one array in the table's dtype (contiguous shard slices, no per-row loop)."""
+        start, stop = max(0, start), min(len(self), stop)
+        parts = []
+        while start < stop:
+            shard, offset = divmod(start, self.shard_rows)
+            take = min(stop - start, self.shard_rows - offset)
+            parts.append(np.asarray(self.shards[shard][offset:offset + take]))
+            start += take
+        return np.concatenate(parts) if parts else np.empty((0, *self.row_shape), dtype=self.meta["dtype"])
