@@ -111,6 +111,12 @@ def _gather(source: RowSource, index: np.ndarray, block: int) -> np.ndarray:
     return np.concatenate(out).astype(np.float32, copy=False)
 
 
+def _tensor(rows: np.ndarray) -> Tensor:
+    """float32 rows as a tensor (a copy when they are a read-only memory map)."""
+    rows = np.ascontiguousarray(rows, dtype=np.float32)
+    return torch.from_numpy(rows if rows.flags.writeable else rows.copy())
+
+
 class _Joint:
     """Row blocks of [φ | β·τ] (or φ alone), as float32 tensors on ``device``, centred at ``centre``."""
 
@@ -122,9 +128,9 @@ class _Joint:
         return len(self.image)
 
     def _join(self, phi: np.ndarray, tau: np.ndarray | None) -> Tensor:
-        x = torch.from_numpy(np.ascontiguousarray(phi, dtype=np.float32)).to(self.device)
+        x = _tensor(phi).to(self.device)
         if tau is not None:
-            t = torch.from_numpy(np.ascontiguousarray(tau, dtype=np.float32)).to(self.device)
+            t = _tensor(tau).to(self.device)
             x = torch.cat([x, float(self.beta) * t], dim=1)  # β as a Python float, as joint_feature does
         return x if self.centre is None else x - self.centre
 
