@@ -2,11 +2,11 @@
 
 An encoder takes the generator's image, ``(B, 3, H, W)`` in [0, 1], resizes it to its own input
 resolution, normalises it with its own mean and std (both autograd-safe) and pools its backbone's
-output to a ``(B, dim)`` float32 feature. The released run's ten encoders are data in
-:mod:`rdmeval.distill.encoders` (``RELEASED_BATTERY``, ``load_encoder``). :class:`EncoderSpec` records those choices;
+output to a ``(B, dim)`` float32 feature. :class:`EncoderSpec` records those choices;
 :class:`BatteryEncoder` applies them around a backbone whose forward returns what the pool needs
 (a token sequence ``(B, N, D)`` for ``cls``/``mean``/``attn``, a feature map ``(B, D, h, w)`` for
-``spatial_mean``, or a ready vector ``(B, D)`` for ``vector``).
+``spatial_mean``, or a ready vector ``(B, D)`` for ``vector``). The released run's ten encoders
+are data in :mod:`rdmeval.distill.encoders` (``RELEASED_BATTERY``, ``load_encoder``).
 
 ``tiny_battery()`` builds random stand-ins with the same interface for tests and the ``flux_tiny``
 config; ``TINY_STANDINS`` has one per pooling kind.
