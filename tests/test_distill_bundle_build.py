@@ -14,7 +14,7 @@ import torch
 from rdmeval.distill.bundle_build import ArrayRows, BundleBuildError, BundleRecipe, build_bundle_streaming
 from rdmeval.distill.kernels import cross_mean, gamma_from_sigma, self_mean, weighted_cross_mean
 from rdmeval.distill.reference import build_reference_bundle, load_bundle, read_bundle_provenance
-from rdmeval.distill.tables import Table, write_rows
+from rdmeval.distill.tables import Table, write_table
 
 N, D_IMG, D_TXT = 240, 6, 4
 
@@ -114,7 +114,9 @@ def test_a_build_killed_mid_stage_resumes_to_the_same_file(tmp_path: Path, stage
     image, text = _pool(3)
     for name, array in (("image", image), ("text", text)):
         for folder in (tmp_path / "killed", tmp_path / "whole"):
-            write_rows(folder / name, N, lambda a, b, array=array: array[a:b], prompts_digest="d", shard_rows=50, dtype="float32")
+            keys = [f"image {i}" for i in range(N)]  # a feature table's rows are keyed by their images
+            write_table(folder / name, keys, lambda batch, array=array: torch.from_numpy(array[[int(k.split()[1]) for k in batch]]),
+                        shard_rows=50, dtype="float32")
     script = tmp_path / "build.py"
     script.write_text(_KILLED_BUILD)
     killed = subprocess.run([sys.executable, str(script), str(tmp_path / "killed"), stage, str(at)], capture_output=True, text=True)

@@ -18,7 +18,7 @@ from rdmeval.distill.released import (
     ReleasedLayout,
     import_released,
 )
-from rdmeval.distill.tables import Table, prompts_sha256, write_rows
+from rdmeval.distill.tables import Table, prompts_sha256, write_table
 
 LAYOUT = ReleasedLayout(encoders={"enc_a": 6, "enc_b": 4}, num_landmarks=8, d_txt=5, pool_rows=30)
 # a pool like the generator's: 18 distinct "captions" then 4 prompts tiled x3 (a block repeated, as GenEval x32)
@@ -155,9 +155,9 @@ def test_a_tau_table_of_the_wrong_prompts_is_refused(tmp_path: Path) -> None:
 def test_the_ctx_table_must_come_from_the_same_prompts(tmp_path: Path) -> None:
     src = _write(tmp_path / "src")
     ctx = tmp_path / "ctx"
-    write_rows(ctx, len(PROMPTS), lambda a, b: np.zeros((b - a, 2, 3)), prompts_digest=prompts_sha256(PROMPTS[::-1]))
+    write_table(ctx, PROMPTS[::-1], lambda batch: torch.zeros(len(batch), 2, 3))
     with pytest.raises(ReleasedAssetError, match="other prompts"):
         import_released(src, tmp_path / "out", layout=LAYOUT, prompts=PROMPTS, ctx_table=ctx)
     good = tmp_path / "ctx_ok"
-    write_rows(good, len(PROMPTS), lambda a, b: np.zeros((b - a, 2, 3)), prompts_digest=prompts_sha256(PROMPTS))
+    write_table(good, PROMPTS, lambda batch: torch.zeros(len(batch), 2, 3), dedupe=True)
     import_released(src, tmp_path / "out", layout=LAYOUT, prompts=PROMPTS, ctx_table=good)

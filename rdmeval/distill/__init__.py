@@ -12,4 +12,8 @@ Modules, in the order the objective is built:
 - ``trainer``   ``Trainer.train_step()``, resumable checkpoints
 - ``toy``       tiny generator/encoders/reference so ``debug`` runs on CPU in seconds
 - ``golden``    regenerates the golden loss curve of the ``debug`` config
+- ``battery``   what an encoder is (``EncoderSpec``, autograd-safe preprocessing, pools, tiny stand-ins)
+- ``encoders``  the released ten-encoder battery as data, and lazy loaders on timm/transformers/dreamsim/torch-fidelity
+- ``tables``    sharded, resumable, memory-mapped conditioning tables
+- ``conditioning`` the ctx pool and the τ text table of a pool spec (``tables_cli`` builds them)
 """

@@ -29,7 +29,7 @@ import torch
 from rdmeval.errors import RdmevalError
 from rdmeval.io import atomic_write_json, sha256_file
 from rdmeval.distill.reference import ReferenceBundle, save_bundle
-from rdmeval.distill.tables import prompts_sha256, write_rows
+from rdmeval.distill.tables import prompts_sha256, write_table
 
 HF_DATASET = "Lanl11/irdm-flux-geall-assets"
 BUNDLE_DIR = "bundles/nystrom_joint"
@@ -244,9 +244,14 @@ def import_released(
             "file": str(path.relative_to(src)), "sha256": sha256_file(path), "M": bundle.M, "d_in": bundle.d_in,
             "sigma": bundle.sigma, "beta": bundle.beta, "k_rr": bundle.k_rr,
         }
-    digest = prompts_sha256(prompts) if prompts is not None else f"unchecked:{provenance['tau']['sha256']}"
-    write_rows(out / "tau", int(tau.shape[0]), lambda start, stop: np.asarray(tau[start:stop], dtype=np.float32),
-               prompts_digest=digest, dtype="float32")
+    # rows are keyed by their prompts (identical prompts share a row, checked above), or by row number
+    keys = list(prompts) if prompts is not None else [f"row {i}" for i in range(int(tau.shape[0]))]
+    first_row: dict[str, int] = {}
+    for row, key in enumerate(keys):
+        first_row.setdefault(key, row)
+    write_table(out / "tau", keys, lambda batch: torch.from_numpy(np.asarray(tau[[first_row[k] for k in batch]], dtype=np.float32)),
+                dtype="float32", batch_size=4096, dedupe=prompts is not None,
+                info={"source": TAU_FILE, "sha256": provenance["tau"]["sha256"]})
     atomic_write_json(out / "released.json", provenance)
     return provenance
 
