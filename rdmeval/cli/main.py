@@ -17,6 +17,7 @@ from rdmeval.errors import RdmevalError
 SUBCOMMANDS: tuple[str, ...] = (
     "demo",
     "reproduce",
+    "sweep",
     "prompts",
     "fixtures",
     "generate",
@@ -31,6 +32,7 @@ EPILOG = """\
 examples:
   rdmeval demo                                   # the whole pipeline on tiny offline models (CPU, <2 min)
   rdmeval reproduce --suite paper-table --weights model.safetensors --out paper/   # the card's table
+  rdmeval sweep --weights 'ckpts/*.pth' --suite paper-table --out sweep/          # checkpoints by step
   rdmeval prompts list                           # the registered prompt sets
   rdmeval generate --model student --weights model.safetensors --prompts geneval --out runs/student/geneval
   torchrun --nproc-per-node 8 -m rdmeval generate --model teacher --prompts geneval --out runs/teacher/geneval
