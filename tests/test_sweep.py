@@ -100,6 +100,10 @@ def test_cli_refuses_unnamed_checkpoints_before_loading_anything(tmp_path, capsy
     _touch(tmp_path / "ok" / "s20.pth")
     assert main(["sweep", "--weights", str(tmp_path / "ok"), "--out", str(tmp_path / "o"), "--subset", "gen-eval"]) == 2
     assert "did you mean 'geneval'" in capsys.readouterr().err
+    missing = tmp_path / "no-base"
+    assert main(["sweep", "--weights", str(tmp_path / "ok"), "--out", str(tmp_path / "o"), "--base", str(missing), "--check"]) == 2
+    err = capsys.readouterr().err
+    assert "inputs missing (nothing was loaded or generated)" in err and f"no such folder {missing}" in err
 
 
 # ----------------------------------------------------------------------------- the weight swap
@@ -428,6 +432,8 @@ def test_a_step_that_now_names_another_file_is_refused(smoke_sweep, tmp_path, ca
     assert main(["sweep", "--smoke", "--out", str(out), "--declared-step", "7", "--no-progress"]) == 2
     assert "--declared-step 7: not a step of the sweep (20, 100, 180, 240)" in capsys.readouterr().err
     assert (out / "sweep.json").read_text() == record
+    assert main(["sweep", "--smoke", "--out", str(out), "--check"]) == 0
+    assert "rdmeval sweep: all 7 inputs are available (checkpoint step 20, checkpoint step 100" in capsys.readouterr().out
 
 
 # ----------------------------------------------------------------------------- the report in a browser

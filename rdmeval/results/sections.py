@@ -392,11 +392,12 @@ def build_table(
     pub = published or load_published()
     b = _Builder(rr, pub, models)
     by_step = by_step_sections(rr, n_resamples=n_resamples, seed=seed)  # a checkpoint sweep's root only
+    held = {m for m, _ in rr.runs} | set(rr.rows["_model_key"].astype(str))
     if by_step:  # a sweep has no teacher: only the pairs of models it holds
-        held = {m for m, _ in rr.runs} | set(rr.rows["_model_key"].astype(str))
         pairs = [p for p in pairs if set(p) <= held]
     paired = [b.paired(pairs, n_resamples, seed)] if pairs or not by_step else []
-    published_runs = [] if by_step else [b.published_runs()]  # the released checkpoint's other runs: not a sweep's
+    # the released checkpoint's other published runs mean nothing to a sweep of one's own checkpoints
+    published_runs = [b.published_runs()] if not by_step or set(CARD_MODELS) & held else []
     sections = [b.main(), *b.task_sections(), *by_step, *published_runs, *paired, b.protocol()]
     heldout = heldout_section(rr, *pairs[0], n_resamples, seed) if pairs else None  # only with held-out runs
     if heldout is not None:
