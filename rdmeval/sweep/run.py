@@ -35,7 +35,8 @@ from rdmeval.prompts.schema import PromptSet
 from rdmeval.reproduce import ReproduceOptions, _free_memory, run_dir, scorer_options
 from rdmeval.results.by_step import SWEEP_RECORD, SweepRecord, read_sweep_record, save_sweep_record
 from rdmeval.scorers.registry import SCORERS
-from rdmeval.store import RunStore
+from rdmeval.store import RunStore, diff_requests
+from rdmeval.store.resume import resume_blockers
 from rdmeval.suites import Suite
 from rdmeval.sweep.checkpoints import Checkpoint, Series, find_checkpoints
 from rdmeval.specs import did_you_mean
@@ -168,7 +169,9 @@ def _finished(out: Path, ck: Checkpoint, bench: Benchmark, ps: PromptSet, run: R
         "seed_policy": bench.seed_policy.describe(),
         "batch_size": run.batch_size or bench.batch_size,
     }
-    return bool(manifest.get("complete")) and all(request.get(k) == v for k, v in expected.items())
+    recorded_request = {k: request.get(k) for k in expected}
+    diffs = resume_blockers(diff_requests(recorded_request, expected), recorded_request, expected)  # a moved prompt file is the same
+    return bool(manifest.get("complete")) and not diffs
 
 
 @dataclass
