@@ -25,6 +25,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "audit",
     "table",
     "report",
+    "train",
     "env",
 )
 
@@ -39,6 +40,7 @@ examples:
   rdmeval score geneval runs/student/geneval     # GenEval with the mmdet scorer
   rdmeval score pickscore runs/student/pickapic-test
   rdmeval audit --benchmark geneval --pool rdm-s180-generator --out audit/
+  rdmeval train --config flux_tiny --assets tiny-assets/ --out runs/tiny   # the RDM trainer (rdmeval/distill)
   rdmeval env                                    # versions, devices, cache location
 """
 
