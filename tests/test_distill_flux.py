@@ -172,24 +172,22 @@ def task_copy(task, cfg):
     return replace(task, config=cfg, student=student, renderer=renderer)
 
 
-def test_a_bundle_in_the_reference_codes_format_is_read(tmp_path, tiny_flux_assets, task):
-    """bundles/<enc>_joint_M<M>.pt as the reference saves it (torch dict; scalars as numbers or 0-d tensors)."""
-    from rdmeval.distill.flux_task import load_bundles
 
-    cfg = get_config("flux_tiny")
-    assets = tmp_path / "assets"
-    shutil.copytree(tiny_flux_assets, assets)
-    ours = task.bundles["tiny_cls"]
-    (assets / "bundles" / "tiny_cls.safetensors").unlink()
-    torch.save({"Z": ours.Z.double(), "alpha": ours.alpha.double(), "sigma": torch.tensor(ours.sigma), "k_rr": ours.k_rr,
-                "M": ours.M, "d_in": ours.d_in, "sigma_scale": ours.sigma_scale, "s_txt": torch.tensor(ours.s_txt),
-                "beta": ours.beta, "d_img": torch.tensor(ours.d_img), "d_txt": ours.d_txt},
-               assets / "bundles" / f"tiny_cls_joint_M{ours.M}.pt")
-    found = resolve_assets(cfg, assets=assets)
-    assert found.bundle_path("tiny_cls").name == f"tiny_cls_joint_M{ours.M}.pt"
-    theirs = load_bundles(cfg, found, task.battery, task.text_table.shape[1], "cpu")["tiny_cls"]
-    assert torch.equal(theirs.Z, ours.Z) and torch.equal(theirs.alpha, ours.alpha)
-    assert (theirs.sigma, theirs.k_rr, theirs.beta, theirs.d_img, theirs.d_txt) == (ours.sigma, ours.k_rr, ours.beta, ours.d_img, ours.d_txt)
-    torch.save({"weights": torch.ones(2)}, assets / "bundles" / f"tiny_cls_joint_M{ours.M}.pt")
-    with pytest.raises(AssetError, match="not a Nyström bundle"):
-        load_bundles(cfg, found, task.battery, task.text_table.shape[1], "cpu")
+def test_the_released_battery_comes_from_the_encoders_module(monkeypatch):
+    """flux_geall's battery is rdmeval.distill.encoders.load_battery over its ten names, on the run's device."""
+    from rdmeval.distill import encoders
+    from rdmeval.distill.battery import tiny_battery
+    from rdmeval.distill.flux_task import load_battery
+
+    calls = []
+
+    def fake(names, *, device):
+        calls.append((tuple(names), str(device)))
+        return tiny_battery()
+
+    monkeypatch.setattr(encoders, "load_battery", fake)
+    tiny = get_config("flux_tiny")
+    released = replace(tiny, flux=replace(tiny.flux, battery="released"))
+    assert list(load_battery(released, torch.device("cpu"))) == list(tiny.encoders)
+    assert calls == [(tiny.encoders, "cpu")]
+    assert tuple(s.name for s in encoders.RELEASED_BATTERY) == get_config("flux_geall").encoders

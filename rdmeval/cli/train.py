@@ -15,6 +15,7 @@ examples:
   rdmeval train --config flux_tiny --assets /tmp/tk-assets --out runs/tiny          # CPU, seconds
   rdmeval train --config flux_tiny --assets /tmp/tk-assets --out runs/tiny --steps 8 --resume
   rdmeval train export runs/tiny --out runs/tiny/model.safetensors
+  python -m rdmeval.distill.tables_cli --pool rdm-s180-generator --set coco-train2014.path=captions_train2014.json --out geall/
   rdmeval generate --model student --base /tmp/tk/klein --weights runs/tiny/model.safetensors \\
       --prompts /tmp/tk-assets/pool.txt --out runs/tiny-images --resolution 64 --device cpu --rng-device cpu --precision fp32
   torchrun --nproc-per-node 8 -m rdmeval train --config flux_geall --assets geall/ --out runs/geall

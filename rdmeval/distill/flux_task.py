@@ -14,8 +14,9 @@ one step (:class:`OneStepFlux`) and runs every encoder on the images.
 
 Assets come from a folder (``--assets DIR``: ``ctx/``, ``tau/``, ``bundles/<encoder>.safetensors``
 and an optional ``assets.json`` naming the base pipeline) or from individual flags; a missing one
-is reported with its path and the command that builds it, before any model is loaded. A bundle
-may also be the reference code's own file, ``bundles/<encoder>_joint_M<M>.pt`` (as released).
+is reported with its path and the command that builds it, before any model is loaded.
+The released bundles and τ table convert to this layout with
+:func:`rdmeval.distill.released.import_released`; ``python -m rdmeval.distill.tables_cli`` builds ctx and τ.
 """
 
 from __future__ import annotations
@@ -34,14 +35,15 @@ from rdmeval.distill.battery import BatteryEncoder, tiny_battery
 from rdmeval.distill.config import ConfigError, TrainConfig
 from rdmeval.distill.flux_model import OneStepFlux, enable_block_checkpointing
 from rdmeval.distill.reference import ReferenceBundle, load_bundle
-from rdmeval.distill.tables import Table
+from rdmeval.distill.tables import Table, TableError, check_row_aligned
 from rdmeval.generators.registry import KLEIN_BASE
 
 ASSETS_FORMAT = "rdmeval.distill.assets/1"
 ASSETS_FILE = "assets.json"
 BUILD_HINTS = {
     "tiny": "rdmeval train tiny-assets --klein TINY_KLEIN_DIR --out {assets}",
-    "released": "the steps in docs/distill.md, 'Reproducing the released run'",
+    "released": ("python -m rdmeval.distill.tables_cli --pool rdm-s180-generator --out {assets} (ctx, tau) and "
+                 "rdmeval.distill.released.import_released (bundles; docs/reference-assets.md)"),
 }
 
 
@@ -63,13 +65,7 @@ class FluxAssets:
     hint: str = ""
 
     def bundle_path(self, encoder: str) -> Path:
-        """``<encoder>.safetensors`` (rdmeval's format), else a released ``<encoder>_joint_M<M>.pt`` if there is one."""
-        ours = self.bundles / f"{encoder}.safetensors"
-        if not ours.is_file():
-            released = sorted(self.bundles.glob(f"{encoder}_joint_M*.pt"))
-            if len(released) == 1:
-                return released[0]
-        return ours
+        return self.bundles / f"{encoder}.safetensors"
 
     def describe(self) -> dict[str, Any]:
         return {"base": self.base, "ctx_table": str(self.ctx_table), "text_table": str(self.text_table) if self.text_table else None,
@@ -206,15 +202,9 @@ def load_battery(config: TrainConfig, device: torch.device) -> dict[str, Battery
     if flux.battery == "tiny":
         battery = tiny_battery(seed=flux.battery_seed, names=config.encoders)
     else:
-        from rdmeval.distill import battery as battery_module
+        from rdmeval.distill.encoders import load_battery as load_released
 
-        loader = getattr(battery_module, "load_released_battery", None)
-        if loader is None:
-            raise ConfigError(
-                "the released battery's loaders (rdmeval.distill.battery.load_released_battery) are not in this "
-                "build of rdmeval; install the distill extra and an rdmeval that has them"
-            )
-        battery = loader(config.encoders, device=device)
+        battery = load_released(config.encoders, device=device)  # fp32 weights, bf16 autocast on CUDA (as released)
     missing = [n for n in config.encoders if n not in battery]
     if missing:
         raise ConfigError(f"TrainConfig.encoders {missing} are not in the {flux.battery} battery ({', '.join(battery)})")
@@ -230,39 +220,12 @@ def _check_tables(config: TrainConfig, assets: FluxAssets, ctx: Table, text: Tab
         )
     if text is None:
         return
-    if len(text) != len(ctx) or text.meta.get("prompts_sha256") != ctx.meta.get("prompts_sha256"):
-        raise AssetError(
-            f"τ table {assets.text_table} ({len(text)} rows) is not row-aligned with ctx table {assets.ctx_table} "
-            f"({len(ctx)} rows): they were built from different prompt pools; rebuild them from one pool"
-        )
+    try:
+        check_row_aligned(ctx, text)
+    except TableError as exc:
+        raise AssetError(f"the τ table is not row-aligned with the ctx table: {exc}") from None
     if len(text.row_shape) != 1:
         raise AssetError(f"τ table {assets.text_table}: rows must be vectors, got shape {text.row_shape}")
-
-
-RELEASED_BUNDLE_FIELDS = ("Z", "alpha", "sigma", "k_rr", "sigma_scale", "beta", "s_txt", "d_img", "d_txt")
-
-
-def load_released_bundle(path: Path, device: torch.device | str = "cpu") -> ReferenceBundle:
-    """A bundle as the reference code saves it (``torch.save`` of a dict: Z, alpha, sigma, k_rr, and for a
-    joint bundle sigma_scale, beta, s_txt, d_img, d_txt; scalars as numbers or 0-d tensors), read with
-    ``weights_only=True``."""
-    try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise AssetError(f"bundle {path} cannot be read with torch.load(weights_only=True) ({exc})") from None
-    if not isinstance(raw, dict) or not {"Z", "alpha", "sigma", "k_rr"} <= set(raw):
-        raise AssetError(f"bundle {path} is not a Nyström bundle (a dict with Z, alpha, sigma, k_rr); re-download it")
-
-    def scalar(value: Any, kind: type) -> Any:
-        return None if value is None else kind(value.item() if isinstance(value, Tensor) else value)
-
-    kinds = {"sigma": float, "k_rr": float, "sigma_scale": float, "beta": float, "s_txt": float, "d_img": int, "d_txt": int}
-    fields = {name: scalar(raw.get(name), kind) for name, kind in kinds.items()}
-    try:
-        bundle = ReferenceBundle(Z=raw["Z"].float(), alpha=raw["alpha"].float().reshape(-1), **fields)
-    except RdmevalError as exc:
-        raise AssetError(f"bundle {path}: {exc}") from None
-    return bundle.to(device, torch.float32)
 
 
 def load_bundles(config: TrainConfig, assets: FluxAssets, battery: dict[str, BatteryEncoder], d_txt: int | None,
@@ -270,7 +233,7 @@ def load_bundles(config: TrainConfig, assets: FluxAssets, battery: dict[str, Bat
     bundles = {}
     for name in config.encoders:
         path = assets.bundle_path(name)
-        bundle = load_released_bundle(path, device) if path.suffix == ".pt" else load_bundle(path, device=device)
+        bundle = load_bundle(path, device=device)
         dim = battery[name].spec.dim
         d_img = bundle.d_img if bundle.joint else bundle.d_in
         if d_img != dim or (config.joint_enable and bundle.d_txt != d_txt):
