@@ -76,6 +76,14 @@ def test_fixture_to_training_to_export_to_generate(tmp_path):
     rounded = {k: v.to(torch.bfloat16).float() for k, v in trained.items()}
     assert np.array_equal(_render(task, rounded, noise, ctx), student_png)
 
+    # The milestone itself (fp32, diffusers names inside the training checkpoint) is a --weights file too, and
+    # rdmeval sweep reads the run folder as a series of steps: the trainer's render without the bf16 rounding.
+    from rdmeval.sweep.checkpoints import find_checkpoints
+
+    assert [c.step for c in find_checkpoints(str(run)).checkpoints] == list(range(cfg.save_freq, cfg.steps + 1, cfg.save_freq))
+    milestone_png = _generate("student", tk, prompts, tmp_path / "milestone", "--weights", str(ckpt))
+    assert np.array_equal(_render(task, trained, noise, ctx), milestone_png)
+
     # ... and not the naive 1-step image, which is the trainer's render at step 0 (the base DiT).
     base = {k: v.detach().clone() for k, v in task.student.state_dict().items()}
     assert np.array_equal(_render(task, base, noise, ctx), naive_png)
