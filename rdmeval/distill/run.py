@@ -95,16 +95,15 @@ def build_task(config: TrainConfig, opts: TrainOptions):
         from rdmeval.distill.toy import build_toy_task
 
         return build_toy_task(config), {}
-    from rdmeval.distill.flux_task import build_flux_task, check_assets, resolve_assets
+    from rdmeval.distill.flux_task import build_flux_task, resolve_assets
     from rdmeval.generators.klein import resolve_device
 
     assets = resolve_assets(config, assets=opts.assets, base=opts.base, ctx_table=opts.ctx_table,
                             text_table=opts.text_table, bundles=opts.bundles)
-    check_assets(config, assets)
     return build_flux_task(config, assets, device=resolve_device(opts.device)), assets.describe()
 
 
-def _kept_lines(path: Path, upto: int, step_of) -> list[str]:
+def _kept_lines(path: Path, upto: int, step_of: Callable[[str], int]) -> list[str]:
     """The lines of a log up to step ``upto`` (a resumed run rewrites what came after its milestone)."""
     if not path.is_file():
         return []
