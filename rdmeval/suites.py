@@ -35,6 +35,7 @@ class Suite:
     benchmarks: tuple[SuiteBenchmark, ...]
     smoke: dict[str, Any]
     source: str
+    sweep_subset: tuple[str, ...] = ()  # benchmarks `rdmeval sweep` runs by default (all when empty)
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "version": self.version, "source": self.source}
@@ -89,6 +90,7 @@ class _SuiteFile:
     models: list[dict[str, Any]] = field(default_factory=list)
     benchmarks: list[dict[str, Any]] = field(default_factory=list)
     smoke: dict[str, Any] = field(default_factory=dict)
+    sweep_subset: list[str] = field(default_factory=list)
 
 
 def _one_of(value: str, choices: tuple[str, ...] | dict[str, Any], what: str, where: Where) -> None:
@@ -140,6 +142,8 @@ def load_suite(path: str | Path) -> Suite:
     names = [b.name for b in benches]
     for key in ("prompts", "n_per_prompt"):
         check_keys(getattr(smoke, key), names, top.child(f"smoke.{key}"))
+    for name in suite.sweep_subset:
+        _one_of(name, tuple(names), "benchmark", top.child("sweep_subset"))
     return Suite(
         name=suite.name,
         version=suite.version,
@@ -148,4 +152,5 @@ def load_suite(path: str | Path) -> Suite:
         benchmarks=tuple(benches),
         smoke=dict(suite.smoke),
         source=str(p),
+        sweep_subset=tuple(suite.sweep_subset),
     )

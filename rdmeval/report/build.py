@@ -31,6 +31,7 @@ from rdmeval.report.charts import Bar, pickscore_chart, task_chart
 from rdmeval.report.gallery import collect_galleries, write_thumbnails
 from rdmeval.report.html import CSS, JS, Figure, page
 from rdmeval.report.paper_html import PAPER_CSS, PAPER_TABLES
+from rdmeval.report.step_charts import step_figures, sweep_gallery_models
 from rdmeval.results.saved import TABLE_JSON, load_saved_table, rows_newer_than_saved, saved_table_path
 from rdmeval.results.table import SHOWN, ResultsTable, RunRoot, build_table, read_run_root, scorer_family
 
@@ -169,8 +170,9 @@ def build_report(
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         (tmp / "charts").mkdir()
-        figures = _task_figures(table, tmp) + _pickscore_figures(rr, table, models, tmp)
-        galleries = collect_galleries(rr, models, max_prompts=max_prompts) if gallery else []
+        figures = step_figures(table, tmp) + _task_figures(table, tmp) + _pickscore_figures(rr, table, models, tmp)
+        shown = sweep_gallery_models(table) or models  # a sweep's gallery: the declared and the best steps
+        galleries = collect_galleries(rr, shown, max_prompts=max_prompts) if gallery else []
         n_images = write_thumbnails(galleries, tmp, thumb_size, workers=workers) if galleries else 0
         for fmt, name in (("md", "table.md"), ("csv", "table.csv"), ("json", "table.json"), ("latex", "table.tex")):
             (tmp / name).write_text(table.render(fmt), encoding="utf-8")
@@ -180,7 +182,7 @@ def build_report(
         (tmp / "report.js").write_text(JS, encoding="utf-8")
         generated = time.strftime("%Y-%m-%d %H:%M:%S %z")
         html = page(table, figures, galleries, title=title, generated=generated, version=__version__,
-                    thumb_size=thumb_size, models=models,
+                    thumb_size=thumb_size, models=shown,
                     gallery_note="" if gallery else "Gallery left out (--no-gallery).")
         (tmp / "index.html").write_text(html, encoding="utf-8")
         (tmp / MARKER).write_text(json.dumps({"rdmeval": __version__, "run_root": rr.root.resolve().name, "generated": generated}) + "\n")
