@@ -14,10 +14,13 @@ single_object cannot be held out: the official set already holds all 80 objects,
 single-object structure is left. The held-out set omits that task (``NOT_HELD_OUT``) and every
 report of it says so.
 
-Pools are read through their prompt-set sources (``kind = "prompt_set"`` or
-``"geneval_templates"``), which carry GenEval metadata; text-only sources (captions) are not read
-here: the released student's pools (``benchmarks/pools/rdm-s180-*.toml``) hold GenEval only
-through the registered ``geneval`` set, which the official exclusion already covers.
+v1 was made against the pools' prompt-set sources (``kind = "prompt_set"`` or
+``"geneval_templates"``), which carry GenEval metadata (``write_heldout``, its recipe): the released
+student's pools (``benchmarks/pools/rdm-s180-*.toml``) hold GenEval only through the registered
+``geneval`` set, which the official exclusion already covers. Their COCO caption blocks were not
+read, because the caption file is not shipped. ``write_heldout_set`` makes a set against every
+readable part of the pools, captions included (``rdmeval.contamination.heldout_pools``), and writes
+beside it which parts were checked and which were not (``<set>.exclusion.json``).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -34,10 +37,13 @@ from rdmeval.contamination.pools import prompt_set_rows, template_rows
 from rdmeval.contamination.structure import Structure, StructureParser, structure_from_metadata
 from rdmeval.errors import RdmevalError
 from rdmeval.geneval_classes import GENEVAL_OBJECT_NAMES
-from rdmeval.io import atomic_write_text
+from rdmeval.io import atomic_write_json, atomic_write_text
 from rdmeval.prompts.geneval import EXPECTED_COUNTS, TAGS
 from rdmeval.prompts.geneval_generator import GenevalItem, candidate_params
 from rdmeval.specs import read_toml
+
+if TYPE_CHECKING:
+    from rdmeval.contamination.heldout_pools import Exclusion
 
 #: The seed of ``geneval-heldout`` v1.
 HELDOUT_SEED = 1
@@ -138,4 +144,29 @@ def write_heldout(
     excluded = structures_of_records(official) | pool_structures(specs, local)
     records = make_heldout(seed, excluded)
     atomic_write_text(out, heldout_text(records))
+    return records
+
+
+def exclusion_path(out: Path) -> Path:
+    """Where the record of a set's exclusion goes: ``name.jsonl`` -> ``name.exclusion.json``."""
+    return out.with_name(f"{out.stem}.exclusion.json")
+
+
+def write_heldout_set(out: Path, seed: int, exclusion: Exclusion) -> list[dict[str, Any]]:
+    """Make a held-out set excluding ``exclusion.structures``; write it and, beside it, the record of
+    what was excluded (``exclusion_path``): the official set, every pool part checked and every part
+    not checked, and why. Both writes are atomic; neither holds a machine path."""
+    import hashlib
+
+    records = make_heldout(seed, exclusion.structures)
+    text = heldout_text(records)
+    atomic_write_text(out, text)
+    counts = {t: sum(r["tag"] == t for r in records) for t in TAGS if t not in NOT_HELD_OUT}
+    atomic_write_json(exclusion_path(out), {
+        "set": out.name, "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(), "n_prompts": len(records),
+        "seed": int(seed), "rules": "rdmeval.prompts.geneval_generator (GenEval's templates and metadata rules)",
+        "counts": counts, "not_held_out": list(NOT_HELD_OUT),
+        "excluded": "every structure (the audit's structure level) of the official prompts and of every pool part checked",
+        **exclusion.describe(),
+    })
     return records
