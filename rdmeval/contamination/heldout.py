@@ -26,14 +26,19 @@ beside it which parts were checked and which were not (``<set>.exclusion.json``)
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from rdmeval.contamination.heldout_pools import (
+    PROMPT_SOURCE_KINDS,
+    RELEASED_POOL_NAMES,
+    Exclusion,
+    source_structures,
+    with_local,
+)
 from rdmeval.contamination.pool_spec import PoolSpec, PoolSpecError, pool_spec_from_dict
-from rdmeval.contamination.pools import prompt_set_rows, template_rows
 from rdmeval.contamination.structure import Structure, StructureParser, structure_from_metadata
 from rdmeval.errors import RdmevalError
 from rdmeval.geneval_classes import GENEVAL_OBJECT_NAMES
@@ -42,19 +47,14 @@ from rdmeval.prompts.geneval import EXPECTED_COUNTS, TAGS
 from rdmeval.prompts.geneval_generator import GenevalItem, candidate_params
 from rdmeval.specs import read_toml
 
-if TYPE_CHECKING:
-    from rdmeval.contamination.heldout_pools import Exclusion
-
 #: The seed of ``geneval-heldout`` v1.
 HELDOUT_SEED = 1
 #: Tasks the held-out set cannot cover (every structure of the task is official).
 NOT_HELD_OUT: tuple[str, ...] = ("single_object",)
 #: Prompts per task: the official counts, for the tasks that can be held out.
 HELDOUT_COUNTS: dict[str, int] = {t: n for t, n in EXPECTED_COUNTS.items() if t not in NOT_HELD_OUT}
-#: The released student's pools: their GenEval blocks are excluded by default.
-RELEASED_POOLS: tuple[str, ...] = ("rdm-s180-generator.toml", "rdm-s180-reference.toml")
-#: Pool source kinds whose rows carry GenEval metadata (read for the exclusion).
-PROMPT_SOURCE_KINDS: tuple[str, ...] = ("prompt_set", "geneval_templates")
+#: The released student's pools (spec files): their GenEval blocks are excluded by default.
+RELEASED_POOLS: tuple[str, ...] = tuple(f"{name}.toml" for name in RELEASED_POOL_NAMES)
 
 
 def prompt_sources(path: Path) -> PoolSpec:
@@ -85,16 +85,8 @@ def pool_structures(specs: Sequence[PoolSpec], local: Mapping[str, Path] | None 
     out: set[Structure] = set()
     for spec in specs:
         for src in spec.sources:
-            if src.kind not in PROMPT_SOURCE_KINDS:
-                continue
-            copy = (local or {}).get(src.prompt_set if src.kind == "prompt_set" else src.classes_from)
-            if copy is not None and src.path is None:
-                src = replace(src, path=Path(copy))
-            rows = prompt_set_rows(src) if src.kind == "prompt_set" else template_rows(src)
-            for _, text, meta in rows:
-                s = parser.structure_of(text, meta)
-                if s is not None:
-                    out.add(s)
+            if src.kind in PROMPT_SOURCE_KINDS:
+                out |= source_structures(with_local(src, local), spec.name, parser)[0]
     return out
 
 

@@ -126,11 +126,12 @@ def load_pool_parts(name_or_path: str | Path, overrides: Mapping[str, Mapping[st
         names = {str(s.get("name")) for s in readable}
         spec = pool_spec_from_dict({**raw, "source": readable}, file=file.resolve(),
                                    overrides={k: v for k, v in overrides.items() if k in names})
-        spec = replace(spec, sources=tuple(_with_local(src, local) for src in spec.sources))
+        spec = replace(spec, sources=tuple(with_local(src, local) for src in spec.sources))
     return PoolParts(name, file.name, spec, tuple(unread), tuple(str(s.get("name")) for s in sources))
 
 
-def _with_local(src: PoolSource, local: Mapping[str, Path] | None) -> PoolSource:
+def with_local(src: PoolSource, local: Mapping[str, Path] | None) -> PoolSource:
+    """A prompt-set source reading ``local[set name]`` when it names a registered set without a path."""
     copy = (local or {}).get(src.prompt_set if src.kind == "prompt_set" else src.classes_from)
     if src.kind in PROMPT_SOURCE_KINDS and copy is not None and src.path is None:
         return replace(src, path=Path(copy))
