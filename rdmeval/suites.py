@@ -78,6 +78,7 @@ class _SmokeTable:
     n_per_prompt: dict[str, int] = field(default_factory=dict)
     detector_test_scale: list[int] | None = None
     limit: int | None = None
+    also: list[str] = field(default_factory=list)  # suites a smoke run also runs into the same run root
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,16 @@ class _SuiteFile:
 def _one_of(value: str, choices: tuple[str, ...] | dict[str, Any], what: str, where: Where) -> None:
     if value not in choices:
         raise SpecError(f"{where}: {what} {value!r} is not one of {', '.join(choices)}{did_you_mean(value, choices)}")
+
+
+def smoke_also_file(suite_file: Path, name: str) -> Path:
+    """A suite named in ``[smoke] also``: a name under benchmarks/, or a path relative to the suite file."""
+    if name.endswith(".toml"):
+        file = (Path(suite_file).parent / name).resolve()
+        if not file.is_file():
+            raise RdmevalError(f"no suite file {name} beside {Path(suite_file).name}")
+        return file
+    return suites().get(name)
 
 
 def load_suite(path: str | Path) -> Suite:
@@ -144,6 +155,11 @@ def load_suite(path: str | Path) -> Suite:
         check_keys(getattr(smoke, key), names, top.child(f"smoke.{key}"))
     for name in suite.sweep_subset:
         _one_of(name, tuple(names), "benchmark", top.child("sweep_subset"))
+    for other in smoke.also:
+        try:
+            smoke_also_file(p, other)
+        except RdmevalError as exc:
+            raise SpecError(f"{top.child('smoke.also')}: {exc}") from None
     return Suite(
         name=suite.name,
         version=suite.version,

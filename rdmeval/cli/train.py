@@ -15,7 +15,8 @@ examples:
   rdmeval train --config flux_tiny --assets /tmp/tk-assets --out runs/tiny          # CPU, seconds
   rdmeval train --config flux_tiny --assets /tmp/tk-assets --out runs/tiny --steps 8 --resume
   rdmeval train export runs/tiny --out runs/tiny/model.safetensors
-  python -m rdmeval.distill.tables_cli --pool rdm-s180-generator --set coco-train2014.path=captions_train2014.json --out geall/
+  rdmeval train tables --pool rdm-s180-generator --only ctx --set coco-train2014.path=captions_train2014.json --out geall/
+  rdmeval train import-released released/ --out geall/ --pool rdm-s180-generator --set coco-train2014.path=captions_train2014.json
   rdmeval generate --model student --base /tmp/tk/klein --weights runs/tiny/model.safetensors \\
       --prompts /tmp/tk-assets/pool.txt --out runs/tiny-images --resolution 64 --device cpu --rng-device cpu --precision fp32
   torchrun --nproc-per-node 8 -m rdmeval train --config flux_geall --assets geall/ --out runs/geall
@@ -82,6 +83,22 @@ def run_tiny_assets(args: argparse.Namespace) -> int:
     return 0
 
 
+# Commands whose options live in their rdmeval.distill module: the arguments after the command name are
+# handed to that module's parser inside run (so `rdmeval --help` imports nothing of the trainer).
+PASSTHROUGH: dict[str, tuple[str, str]] = {
+    "tables": ("rdmeval.distill.tables_cli", "build the ctx and τ tables of a pool spec (sharded, resumable)"),
+    "import-released": ("rdmeval.distill.released_cli", "check and convert the published geALLcoco bundles and τ table"),
+}
+
+
+def run_passthrough(args: argparse.Namespace) -> int:
+    import importlib
+
+    module = importlib.import_module(PASSTHROUGH[args.train_action][0])
+    parsed = module.build_parser(prog=f"rdmeval train {args.train_action}").parse_args(args.argv)
+    return int(module.run(parsed) or 0)
+
+
 def _train_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("run")
     g.add_argument("--config", help="debug (CPU toy), flux_tiny (tiny klein fixture, CPU) or flux_geall (the released recipe)")
@@ -108,7 +125,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     # add_verbose_flag gives -v only to leaf parsers; this one has actions below it but runs too
     p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="show the traceback of an error (also RDMEVAL_DEBUG=1)")
     p.set_defaults(func=run)
-    actions = p.add_subparsers(dest="train_action", metavar="{export,tiny-assets}")
+    actions = p.add_subparsers(dest="train_action", metavar="{export,tiny-assets," + ",".join(PASSTHROUGH) + "}")
     e = actions.add_parser("export", help="write a checkpoint's student as model.safetensors (bf16, BFL names)", epilog=EXPORT_EPILOG,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
     e.add_argument("run", help="run folder (its newest milestone, or --step) or a step_XXXXXXX.pt file")
@@ -121,3 +138,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--out", required=True, help="assets folder to write (resumed if present)")
     t.add_argument("--no-progress", action="store_true", help="no progress lines")
     t.set_defaults(func=run_tiny_assets)
+    for name, (_module, summary) in PASSTHROUGH.items():
+        # no option parsing here ('\0' never starts an argument): every argument, --help too, goes to the module's parser
+        q = actions.add_parser(name, help=summary, add_help=False, prefix_chars="\0")
+        q.add_argument("argv", nargs="*", help=argparse.SUPPRESS)
+        q.set_defaults(func=run_passthrough)

@@ -16,7 +16,7 @@ Assets come from a folder (``--assets DIR``: ``ctx/``, ``tau/``, ``bundles/<enco
 and an optional ``assets.json`` naming the base pipeline) or from individual flags; a missing one
 is reported with its path and the command that builds it, before any model is loaded.
 The released bundles and τ table convert to this layout with
-:func:`rdmeval.distill.released.import_released`; ``python -m rdmeval.distill.tables_cli`` builds ctx and τ.
+:func:`rdmeval.distill.released.import_released`; ``rdmeval train tables`` builds ctx and τ.
 """
 
 from __future__ import annotations
@@ -42,8 +42,9 @@ ASSETS_FORMAT = "rdmeval.distill.assets/1"
 ASSETS_FILE = "assets.json"
 BUILD_HINTS = {
     "tiny": "rdmeval train tiny-assets --klein TINY_KLEIN_DIR --out {assets}",
-    "released": ("python -m rdmeval.distill.tables_cli --pool rdm-s180-generator --out {assets} (ctx, tau) and "
-                 "rdmeval.distill.released.import_released (bundles; docs/reference-assets.md)"),
+    "released": ("rdmeval train tables --pool rdm-s180-generator --only ctx --out {assets} (ctx) and "
+                 "rdmeval train import-released RELEASED_DIR --out {assets} --pool rdm-s180-generator (bundles, τ; "
+                 "docs/reference-assets.md)"),
 }
 
 
