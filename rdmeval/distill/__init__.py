@@ -16,4 +16,6 @@ Modules, in the order the objective is built:
 - ``encoders``  the released ten-encoder battery as data, and lazy loaders on timm/transformers/dreamsim/torch-fidelity
 - ``tables``    sharded, resumable, memory-mapped conditioning tables
 - ``conditioning`` the ctx pool and the τ text table of a pool spec (``tables_cli`` builds them)
+- ``curation``  the reference pool's blocks of teacher renders, their seeds, the curated manifest
+- ``refprep``   renders → scores → curation → features → bundles, resumable (``refprep_cli`` runs it)
 """
