@@ -22,7 +22,8 @@ from rdmeval.generators.registry import KLEIN_BASE, GeneratorOptions, build_gene
 from rdmeval.preflight import Preflight, check_prompt_set, model_inputs, scorer_inputs
 from rdmeval.prompts import load_prompt_set
 from rdmeval.scorers.registry import SCORERS
-from rdmeval.suites import Suite, SuiteBenchmark
+from rdmeval.specs import SpecError
+from rdmeval.suites import Suite, SuiteBenchmark, SuiteModel
 
 
 @dataclass
@@ -50,6 +51,7 @@ class ReproduceOptions:
     allow_incomplete: bool = False
     progress: bool = True
     smoke: bool = False
+    also: tuple[Suite, ...] = ()  # smoke: suites also run into the same run root (the suite's [smoke] also)
 
 
 def run_dir(out: Path, model: str, benchmark: str) -> Path:
@@ -77,13 +79,37 @@ def _free_memory() -> None:
         pass
 
 
-def _generate_all(suite: Suite, opts: ReproduceOptions) -> dict[tuple[str, str], Path]:
+Job = tuple[SuiteModel, SuiteBenchmark]
+
+
+def suite_jobs(suite: Suite, opts: ReproduceOptions) -> list[Job]:
+    """Every (model, benchmark) to run: the suite's, then those of ``opts.also`` it lacks. A model or
+    benchmark name that two of the suites define differently is an error."""
+    models: dict[str, SuiteModel] = {}
+    benches: dict[str, SuiteBenchmark] = {}
+    jobs: dict[tuple[str, str], Job] = {}
+    for s in (suite, *opts.also):
+        for m in s.models:
+            if models.setdefault(m.name, m) != m:
+                raise SpecError(f"{s.source}: model {m.name!r} differs from the one of the same name in {suite.source}")
+        for b in s.benchmarks:
+            if benches.setdefault(b.name, b) != b:
+                raise SpecError(f"{s.source}: benchmark {b.name!r} differs from the one of the same name in {suite.source}")
+        for m in s.models:
+            for b in s.benchmarks:
+                jobs.setdefault((m.name, b.name), (m, b))
+    return list(jobs.values())
+
+
+def _generate_all(jobs: list[Job], opts: ReproduceOptions) -> dict[tuple[str, str], Path]:
     runs: dict[tuple[str, str], Path] = {}
     # one generator per (model, ctx_len): benchmarks sharing a ctx_len share the loaded pipeline
-    by_ctx: dict[int, list[SuiteBenchmark]] = {}
-    for bench in suite.benchmarks:
-        by_ctx.setdefault(bench.ctx_len, []).append(bench)
-    for model in suite.models:
+    plan: dict[str, dict[int, list[SuiteBenchmark]]] = {}
+    models = {m.name: m for m, _ in jobs}
+    for m, bench in jobs:
+        plan.setdefault(m.name, {}).setdefault(bench.ctx_len, []).append(bench)
+    for name, by_ctx in plan.items():
+        model = models[name]
         for ctx_len, benches in by_ctx.items():
             generator = None
             for bench in benches:
@@ -115,17 +141,17 @@ def scorer_options(opts: ReproduceOptions) -> ScorerOptions:
     return ScorerOptions(device=opts.device, progress=opts.progress, settings=settings)
 
 
-def _score_all(suite: Suite, opts: ReproduceOptions, runs: dict[tuple[str, str], Path]) -> None:
+def _score_all(jobs: list[Job], opts: ReproduceOptions, runs: dict[tuple[str, str], Path]) -> None:
     """Each scorer the suite names, built once (from the scorer registry), over every run that needs it."""
     need: dict[str, list[Path]] = {}
-    for bench in suite.benchmarks:
-        for model in suite.models:
-            run = runs[(model.name, bench.name)]
-            for name in bench.scorers:
-                if RunLayout(run).is_scored(name):
-                    _log(f"{name} of {run}: up to date, skipped")
-                else:
-                    need.setdefault(name, []).append(run)
+    benches = list(dict.fromkeys(b.name for _, b in jobs))
+    for model, bench in sorted(jobs, key=lambda j: benches.index(j[1].name)):  # benchmark by benchmark
+        run = runs[(model.name, bench.name)]
+        for name in bench.scorers:
+            if RunLayout(run).is_scored(name):
+                _log(f"{name} of {run}: up to date, skipped")
+            else:
+                need.setdefault(name, []).append(run)
     for name, todo in need.items():
         scorer = SCORERS.get(name)(scorer_options(opts))
         for run in todo:
@@ -138,13 +164,14 @@ def _score_all(suite: Suite, opts: ReproduceOptions, runs: dict[tuple[str, str],
 def reproduce_preflight(suite: Suite, opts: ReproduceOptions) -> Preflight:
     """Every input of the whole suite (prompt sets, models, scorers), checked before any model loads."""
     pf = Preflight("rdmeval reproduce")
-    model_inputs(pf, {m.preset for m in suite.models}, opts.base, opts.weights)
-    for bench in suite.benchmarks:
+    jobs = suite_jobs(suite, opts)
+    model_inputs(pf, {m.preset for m, _ in jobs}, opts.base, opts.weights)
+    for bench in dict((b.name, b) for _, b in jobs).values():
         name = opts.prompt_overrides.get(bench.name, bench.prompts)
         pf.add(f"prompts of {bench.name}", check_prompt_set(
             name, opts.prompts_files.get(bench.name), what=f"prompt set {name!r} (benchmark {bench.name})",
             flag=f"--prompts-file {bench.name}=PATH"))
-    scorer_inputs(pf, {s for b in suite.benchmarks for s in b.scorers}, scorer_options(opts).settings)
+    scorer_inputs(pf, {s for _, b in jobs for s in b.scorers}, scorer_options(opts).settings)
     return pf
 
 
@@ -152,8 +179,9 @@ def reproduce(suite: Suite, opts: ReproduceOptions) -> Path | None:
     """Run the whole suite, then write OUT/table.json, OUT/table.md and OUT/report/; returns the table.md path (rank 0) or None."""
     t0 = time.time()
     reproduce_preflight(suite, opts).raise_if_missing()  # every input of the suite, before any model loads
-    runs = _generate_all(suite, opts)
-    _score_all(suite, opts, runs)
+    jobs = suite_jobs(suite, opts)
+    runs = _generate_all(jobs, opts)
+    _score_all(jobs, opts, runs)
     if _rank() != 0:
         return None
     from rdmeval.results.table import build_table, save_table
@@ -176,6 +204,7 @@ def smoke_options(suite: Suite, opts: ReproduceOptions, fixtures: Path) -> Repro
     if not (clip_dir / "config.json").exists():
         build_tiny_clip(clip_dir)
     smoke = suite.smoke
+    prompts, n_per_prompt, also = smoke_also(suite)
     return replace(
         opts,
         base=str(klein["base"]),
@@ -184,8 +213,8 @@ def smoke_options(suite: Suite, opts: ReproduceOptions, fixtures: Path) -> Repro
         rng_device=opts.rng_device or "cpu",
         precision="fp32",
         resolution=int(smoke.get("resolution", 64)),
-        prompt_overrides=dict(smoke.get("prompts", {})),
-        n_per_prompt_overrides={k: int(v) for k, v in smoke.get("n_per_prompt", {}).items()},
+        prompt_overrides=prompts,
+        n_per_prompt_overrides=n_per_prompt,
         limit=smoke.get("limit", opts.limit),
         random_detector=True,
         detector_test_scale=tuple(smoke["detector_test_scale"]) if "detector_test_scale" in smoke else None,
@@ -193,5 +222,26 @@ def smoke_options(suite: Suite, opts: ReproduceOptions, fixtures: Path) -> Repro
         pickscore_model=str(clip_dir),
         pickscore_processor=str(clip_dir),
         smoke=True,
+        also=also,
     )
+
+
+def smoke_also(suite: Suite) -> tuple[dict[str, str], dict[str, int], tuple[Suite, ...]]:
+    """The smoke prompt sets and images per prompt of the suite and of the suites its ``[smoke] also``
+    names (run into the same run root, e.g. the demo's tiny held-out GenEval), and those suites.
+    Their own ``also`` is not followed; a setting two of them give differently is an error."""
+    from rdmeval.suites import load_suite, smoke_also_file
+
+    also = tuple(load_suite(smoke_also_file(Path(suite.source), name)) for name in suite.smoke.get("also", []))
+    prompts: dict[str, str] = {}
+    n_per_prompt: dict[str, int] = {}
+    for s in (suite, *also):
+        for key, merged, kind in (("prompts", prompts, str), ("n_per_prompt", n_per_prompt, int)):
+            for bench, value in s.smoke.get(key, {}).items():
+                if merged.setdefault(bench, kind(value)) != kind(value):
+                    raise SpecError(f"{s.source}: [smoke] {key}.{bench} = {value!r}, but {suite.source} runs it with {merged[bench]!r}")
+        for key in ("resolution", "detector_test_scale", "limit"):
+            if s.smoke.get(key) != suite.smoke.get(key):
+                raise SpecError(f"{s.source}: [smoke] {key} must equal {suite.source}'s to run with it ([smoke] also)")
+    return prompts, n_per_prompt, also
 

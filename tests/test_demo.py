@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from rdmeval.cli.main import main
+from rdmeval.prompts.geneval import TAGS
 from rdmeval.results.table import ResultsTable
 
 #: The demo's benchmarks by their column in the table's first section, and the models by a word of their row.
@@ -74,6 +75,30 @@ def assert_table_matches_per_image_files(table_md: str, runs: Path) -> None:
             assert_printed(row[header.index(model)], 100 * tasks[model][row[0]], f"{model} / {row[0]} (%)")
 
 
+def assert_gap_section_matches_per_image_files(table_md: str, runs: Path) -> None:
+    """The in-distribution gap section: each model's accuracies on both sets and the paired differences,
+    recomputed from the per-image verdicts of the demo's GenEval and tiny held-out GenEval runs."""
+    header, body = md_section(table_md, "In-distribution gap: GenEval vs held-out GenEval")
+    acc = {(m, which): geneval_from_results(runs / m / bench)[1] for m in ("teacher", "student")
+           for which, bench in (("GenEval", "geneval"), ("held-out", "geneval-heldout"))}
+    held = sorted(acc[("teacher", "held-out")])
+    assert held == sorted(["two_object", "counting", "colors", "position", "color_attr"])  # one prompt of each
+    for which in ("GenEval", "held-out"):
+        for m in ("teacher", "student"):
+            acc[(m, which)]["overall"] = sum(acc[(m, which)][t] for t in held) / len(held)  # over the held-out tasks
+    assert [row[0] for row in body] == ["single_object", *[t for t in TAGS if t in held], "overall"]
+    for row in body:
+        task = row[0]
+        for which in ("GenEval", "held-out"):
+            cell = row[header.index(f"student - teacher, {which}")]
+            if task == "single_object" and which == "held-out":
+                assert cell.startswith("not held out"), cell
+                continue
+            for m in ("teacher", "student"):
+                assert_printed(row[header.index(f"{m}, {which}")], 100 * acc[(m, which)][task], f"{m} / {which} / {task}")
+            assert_printed(cell, 100 * (acc[("student", which)][task] - acc[("teacher", which)][task]), f"diff {which} / {task}")
+
+
 def test_demo_runs_every_stage(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out)]) == 0
@@ -90,10 +115,18 @@ def test_demo_runs_every_stage(tmp_path, capsys):
             scorer = "geneval" if bench == "geneval" else "pickscore"
             rows = pd.read_parquet(run / "scores" / scorer / "summary.parquet")
             assert len(rows) and rows["complete"].all()
+    for model in ("teacher", "student"):  # the tiny held-out GenEval (geneval-heldout's smoke, paper-table's [smoke] also)
+        run = out / "runs" / model / "geneval-heldout"
+        manifest = json.loads((run / "manifest.json").read_text())
+        assert manifest["complete"] is True and manifest["request"]["prompt_set"]["name"] == "demo-geneval-heldout"
+    assert not (out / "runs" / "naive" / "geneval-heldout").exists()
     assert json.loads((out / "runs" / "student" / "geneval" / "manifest.json").read_text())["request"]["model"]["weights"]
     table = (out / "table.md").read_text()
     # Every reproduced number of the table is what the per-image files the demo wrote give.
     assert_table_matches_per_image_files(table, out / "runs")
+    assert_gap_section_matches_per_image_files(table, out / "runs")
+    assert (out / "report" / "charts" / "heldout-gap.png").is_file()
+    assert 'src="charts/heldout-gap.png"' in (out / "report" / "index.html").read_text()
     # the table is computed once: table.md and the report are renderings of the saved table.json
     saved = ResultsTable.from_json((out / "table.json").read_text())
     assert saved.render("md") == table

@@ -191,3 +191,19 @@ def test_tables_cli_builds_the_ctx_table_and_resumes(tmp_path, tiny_klein, capsy
     assert "holds a table of other info; use another output folder or remove it" in capsys.readouterr().err
     assert main(["--pool", "nope", "--out", str(tmp_path), "--no-progress"]) == 2
     assert "nope" in capsys.readouterr().err
+
+
+def test_rdmeval_train_tables_is_the_same_command(tmp_path, tiny_klein, capsys):
+    from rdmeval.cli.main import main as rdmeval_main
+    from rdmeval.distill.tables_cli import main
+
+    args = ["--pool", "demo", "--base", str(tiny_klein["base"]), "--only", "ctx", "--device", "cpu", "--no-progress"]
+    assert rdmeval_main(["train", "tables", *args, "--out", str(tmp_path / "a")]) == 0
+    assert main([*args, "--out", str(tmp_path / "b")]) == 0
+    assert torch.equal(Table(tmp_path / "a" / "ctx")[list(range(196))], Table(tmp_path / "b" / "ctx")[list(range(196))])
+    capsys.readouterr()
+    assert rdmeval_main(["train", "tables", "--pool", "nope", "--out", str(tmp_path / "c")]) == 2
+    assert capsys.readouterr().err.startswith("rdmeval: error:")
+    with pytest.raises(SystemExit):
+        rdmeval_main(["train", "tables", "--help"])
+    assert "usage: rdmeval train tables" in capsys.readouterr().out

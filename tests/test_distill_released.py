@@ -161,3 +161,17 @@ def test_the_ctx_table_must_come_from_the_same_prompts(tmp_path: Path) -> None:
     good = tmp_path / "ctx_ok"
     write_table(good, PROMPTS, lambda batch: torch.zeros(len(batch), 2, 3), dedupe=True)
     import_released(src, tmp_path / "out", layout=LAYOUT, prompts=PROMPTS, ctx_table=good)
+
+
+def test_rdmeval_train_import_released(tmp_path: Path, capsys, monkeypatch) -> None:
+    import rdmeval.distill.released as released
+    from rdmeval.cli.main import main
+
+    monkeypatch.setattr(released, "ReleasedLayout", lambda: LAYOUT)  # the CLI uses the default (released) layout
+    src = _write(tmp_path / "src")
+    assert main(["train", "import-released", str(src), "--out", str(tmp_path / "out")]) == 0
+    assert "2 bundles and the τ table (30 rows, alignment not checked against a pool (pass --pool))" in capsys.readouterr().out
+    assert (tmp_path / "out" / "bundles" / "enc_a.safetensors").is_file()
+    LAYOUT.bundle_path(src, "enc_a").unlink()
+    assert main(["train", "import-released", str(src), "--out", str(tmp_path / "out2")]) == 2
+    assert "enc_a_joint_M8.pt is missing" in capsys.readouterr().err

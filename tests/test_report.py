@@ -29,7 +29,7 @@ from rdmeval.cli.main import main
 from rdmeval.errors import RdmevalError
 from rdmeval.report import build_report
 from rdmeval.report.gallery import class_color, render_thumbnail
-from _runroot import make_suite_layout_root, shared_smoke_root  # the same smoke run root as the table tests
+from _runroot import add_heldout_runs, make_suite_layout_root, shared_smoke_root  # the same smoke run root as the table tests
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -45,6 +45,20 @@ def report_dir(smoke_root, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("report") / "report"
     result = build_report(smoke_root, out, thumb_size=128, n_resamples=200)
     assert result.n_prompts == 6 and result.n_images == 6 * 4 * 3
+    return out
+
+
+@pytest.fixture(scope="module")
+def heldout_root(smoke_root, tmp_path_factory) -> Path:
+    """The suite layout of the smoke root plus held-out GenEval runs of the teacher and the student."""
+    return add_heldout_runs(make_suite_layout_root(smoke_root, tmp_path_factory.mktemp("heldout") / "root"))
+
+
+@pytest.fixture(scope="module")
+def heldout_report_dir(heldout_root, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("heldout-report") / "report"
+    result = build_report(heldout_root, out, thumb_size=128, n_resamples=200)
+    assert result.n_prompts == 6 + 5 and result.n_images == 6 * 4 * 3 + 5 * 4 * 2
     return out
 
 
@@ -81,6 +95,60 @@ def test_report_is_self_contained(report_dir):
     assert len(articles) == 6 and failed == sorted(failed, reverse=True)
     assert len(list((report_dir / "img").rglob("*.jpg"))) == 72
     assert sum(1 for t, a in parser.tags if t == "img" and a["src"].startswith("charts/")) == 2
+
+
+def test_the_gap_chart_is_drawn_only_with_heldout_runs(report_dir, heldout_report_dir):
+    assert not (report_dir / "charts" / "heldout-gap.png").exists()
+    assert "In-distribution gap" not in (report_dir / "index.html").read_text()
+    html = (heldout_report_dir / "index.html").read_text()
+    parser = _Links()
+    parser.feed(html)
+    charts = [a["src"] for t, a in parser.tags if t == "img" and a["src"].startswith("charts/")]
+    assert "charts/heldout-gap.png" in charts and len(charts) == 5  # + GenEval per task on both sets, gap
+    assert 'alt="In-distribution gap: GenEval vs held-out GenEval"' in html
+    assert "Not held out (GenEval only): single_object." in html
+    with Image.open(heldout_report_dir / "charts" / "heldout-gap.png") as im:
+        assert im.size[0] > 1000 and im.size[1] > 300
+
+
+def test_the_gap_chart_shows_the_numbers_of_the_gap(heldout_root, tmp_path, monkeypatch):
+    """What the chart is given: each model's accuracy per task recomputed from the judge's per-image
+    verdicts (results.jsonl), and the paired differences and gap of heldout_gap on the same files."""
+    import pandas as pd
+
+    import rdmeval.report.build as build
+    from rdmeval.results.heldout_gap import heldout_gap
+    from rdmeval.results.paired import read_geneval_images
+
+    drawn = {}
+    real = build.heldout_chart
+
+    def spy(title, categories, models, accuracy, differences, **kw):
+        drawn.update(categories=list(categories), models=list(models), accuracy=dict(accuracy), differences=dict(differences))
+        return real(title, categories, models, accuracy, differences, **kw)
+
+    monkeypatch.setattr(build, "heldout_chart", spy)
+    build_report(heldout_root, tmp_path / "rep", gallery=False, n_resamples=300, seed=4)
+    runs = {(m, which): heldout_root / "runs" / m / bench for m in ("teacher", "student")
+            for which, bench in (("geneval", "geneval"), ("heldout", "geneval-heldout"))}
+    assert drawn["models"] == ["teacher", "student"]
+    assert drawn["categories"] == ["single_object", "two_object", "counting", "colors", "position", "color_attr", "overall"]
+    for (m, which), run in runs.items():
+        tasks = pd.read_json(run / "scores" / "geneval" / "results.jsonl", lines=True).groupby("tag")["correct"].mean()
+        for task in drawn["categories"][:-1]:
+            got = drawn["accuracy"][(task, m, which)]
+            assert got is None if task not in tasks else got == pytest.approx(tasks[task], abs=1e-12), (m, which, task)
+        held = [t for t in tasks.index if t != "single_object"]
+        assert drawn["accuracy"][("overall", m, which)] == pytest.approx(tasks[held].mean(), abs=1e-12)  # held-out tasks only
+    images = {k: read_geneval_images(run / "scores" / "geneval") for k, run in runs.items()}
+    rows = heldout_gap(images[("teacher", "geneval")], images[("student", "geneval")], images[("teacher", "heldout")],
+                       images[("student", "heldout")], n_resamples=300, seed=4)
+    for r in rows:
+        for key, value, ci in (("geneval", r.diff_geneval, r.diff_geneval_ci), ("heldout", r.diff_heldout, r.diff_heldout_ci),
+                               ("gap", r.gap, r.gap_ci)):
+            bar = drawn["differences"][(r.category, key)]
+            assert (bar.value, (bar.low, bar.high) if bar.value is not None else None) == (value, ci), (r.category, key)
+    assert drawn["differences"][("single_object", "gap")].value is None
 
 
 def test_thumbnail_draws_the_kept_boxes(tmp_path):
@@ -277,12 +345,12 @@ def _chromium() -> str:
 
 
 @pytest.fixture
-def served(report_dir):
+def served(heldout_report_dir):
     class Quiet(http.server.SimpleHTTPRequestHandler):
         def log_message(self, *args):
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(report_dir)))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(heldout_report_dir)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
@@ -308,6 +376,8 @@ PAGE_CHECK = """
     images: imgs.length,
     broken: imgs.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.getAttribute("src")),
     charts: Array.from(document.querySelectorAll("figure.chart img")).map(i => [i.naturalWidth, i.naturalHeight]),
+    chartAlts: Array.from(document.querySelectorAll("figure.chart img")).map(i => i.alt),
+    gapText: (document.querySelector('table[data-section="heldout"]') || {}).innerText || "",
     articles: visible(),
     count0: g.querySelector(".count").textContent,
   };
@@ -325,7 +395,9 @@ PAGE_CHECK = """
 """
 
 
-def test_report_renders_in_headless_chromium(served, report_dir, tmp_path):
+def test_report_renders_in_headless_chromium(served, tmp_path):
+    """The report of a run root with held-out runs: the table (gap section included), every chart (the
+    gap chart included) and the gallery render, nothing is fetched from elsewhere, no console error."""
     exe = _chromium()
     browser = Chromium(exe, tmp_path / "profile")
     try:
@@ -361,10 +433,12 @@ def test_report_renders_in_headless_chromium(served, report_dir, tmp_path):
     assert hosts == {served.split("/")[2]}  # nothing fetched from anywhere else
 
     assert page["title"] == "rdmeval report"
-    assert page["tables"][0] == "main" and {"tasks:geneval", "paired", "protocol"} <= set(page["tables"])
+    assert page["tables"][0] == "main" and {"tasks:geneval", "paired", "heldout", "protocol"} <= set(page["tables"])
     assert page["mainRows"] == 3 and "not run" in page["mainText"] and "0.8258" in page["mainText"]
-    assert page["broken"] == [] and page["images"] == 72 + 2
-    assert len(page["charts"]) == 2 and all(w > 300 and h > 200 for w, h in page["charts"])
+    assert "not held out" in page["gapText"] and "color_attr" in page["gapText"]
+    assert page["broken"] == [] and page["images"] == 72 + 40 + 5
+    assert len(page["charts"]) == 5 and all(w > 300 and h > 200 for w, h in page["charts"])
+    assert "In-distribution gap: GenEval vs held-out GenEval" in page["chartAlts"]
     assert page["articles"] == 6 and page["count0"] == "6 of 6 prompts shown"
     assert page["counting"] == 1 and page["countingTags"] == ["counting"]
     assert page["failuresOnly"] == page["withFailures"] >= 1

@@ -17,6 +17,7 @@ from rdmeval.errors import RdmevalError
 SUBCOMMANDS: tuple[str, ...] = (
     "demo",
     "reproduce",
+    "sweep",
     "prompts",
     "fixtures",
     "generate",
@@ -24,6 +25,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "audit",
     "table",
     "report",
+    "train",
     "env",
 )
 
@@ -31,12 +33,14 @@ EPILOG = """\
 examples:
   rdmeval demo                                   # the whole pipeline on tiny offline models (CPU, <2 min)
   rdmeval reproduce --suite paper-table --weights model.safetensors --out paper/   # the card's table
+  rdmeval sweep --weights 'ckpts/*.pth' --suite paper-table --out sweep/          # checkpoints by step
   rdmeval prompts list                           # the registered prompt sets
   rdmeval generate --model student --weights model.safetensors --prompts geneval --out runs/student/geneval
   torchrun --nproc-per-node 8 -m rdmeval generate --model teacher --prompts geneval --out runs/teacher/geneval
   rdmeval score geneval runs/student/geneval     # GenEval with the mmdet scorer
   rdmeval score pickscore runs/student/pickapic-test
   rdmeval audit --benchmark geneval --pool rdm-s180-generator --out audit/
+  rdmeval train --config flux_tiny --assets tiny-assets/ --out runs/tiny   # the RDM trainer (rdmeval/distill)
   rdmeval env                                    # versions, devices, cache location
 """
 

@@ -189,6 +189,11 @@ class Table:
     def info(self) -> dict[str, Any]:
         return dict(self.meta.get("info") or {})
 
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """(rows, *row_shape), as a tensor's shape (the trainer reads τ's width as ``shape[1]``)."""
+        return (len(self), *self.row_shape)
+
     def __getitem__(self, idx: Tensor | Sequence[int] | int) -> Tensor:
         shape = torch.as_tensor(idx).shape
         flat = torch.as_tensor(idx, dtype=torch.long).reshape(-1).cpu().numpy()

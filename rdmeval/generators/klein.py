@@ -364,6 +364,33 @@ class KleinGenerator:
             self._check_finite(images, "the decoded image (VAE output)")
             return to_uint8(images, self.uint8_mode)
 
+    # ----- checkpoint sweeps: one pipeline, many student checkpoints --------------------------
+    def swap_weights(self, weights: str | os.PathLike[str]) -> None:
+        """Load another student checkpoint into the DiT in place (``rdmeval sweep``).
+
+        The text encoder, VAE and scheduler stay loaded; the DiT's parameters are overwritten with the
+        file's (read, converted and checked strictly as a fresh ``--weights`` load, so a bad file
+        changes nothing), and ``describe()`` then names the new file. The result equals a generator
+        built with ``weights=`` this file (tests/test_sweep.py compares the two)."""
+        if self.weights_path is None:
+            raise RdmevalError(f"--model {self.preset} runs the released weights of --base; only a student "
+                               "(built with --weights) can swap in another checkpoint")
+        from rdmeval.generators.weights import load_weights_into
+
+        transformer = self.pipe.transformer
+        info = load_weights_into(transformer, weights, target=f"the transformer of --base {self.base_label}")
+        self.weights_path = str(Path(weights).expanduser().resolve())
+        self.weights_info = info
+        self._weights_sha256 = None
+
+    def set_ctx_len(self, ctx_len: int) -> None:
+        """Use another text length (a benchmark's ``ctx_len``) without reloading anything."""
+        if int(ctx_len) == self.ctx_len:
+            return
+        self.prompts = PromptEncoder(self.prompts.tokenizer, self.text, ctx_len=int(ctx_len),
+                                     out_dtype=self.regime.embed_dtype, cache_size=0)
+        self.ctx_len = int(ctx_len)
+
     # ----- non-finite outputs ---------------------------------------------------------------
     def _checkpoint(self) -> str:
         """The weights the DiT runs: the student's --weights file, else the --base pipeline."""

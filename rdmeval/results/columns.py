@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
+from rdmeval.results.steps import label_step
+
 if TYPE_CHECKING:
     from rdmeval.results.runroot import RunRoot
 
@@ -60,4 +62,7 @@ def table_models(rr: RunRoot, models: Sequence[str] | None = None) -> list[str]:
     if models:
         return list(models)
     found = dict.fromkeys(rr.rows["_model_key"].astype(str).tolist() + [k[0] for k in rr.runs])
+    steps = {m: label_step(m) for m in found}
+    if found and all(s is not None for s in steps.values()):  # a checkpoint sweep: its steps, in order
+        return sorted(found, key=lambda m: steps[m])
     return list(CARD_MODELS) + sorted(m for m in found if m not in CARD_MODELS)

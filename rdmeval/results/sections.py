@@ -28,10 +28,12 @@ from rdmeval.results.columns import (
     scorer_family,
     table_models,
 )
+from rdmeval.results.by_step import by_step_sections
 from rdmeval.results.heldout_section import heldout_section
 from rdmeval.results.protocol_text import _find_key, _setting
 from rdmeval.results.published import Published, PublishedValue, load_published
 from rdmeval.results.runroot import RunRoot, read_run_root
+from rdmeval.results.steps import is_step_label
 from rdmeval.results.table_model import (
     INCOMPLETE,
     NO_ROW,
@@ -175,7 +177,7 @@ class _Builder:
             return str(path)
 
     def _published(self, model: str, col: ColumnSpec, category: str, metric: str, run: str | None = None) -> PublishedValue | None:
-        if not col.card:
+        if not col.card or is_step_label(model):  # a sweep's checkpoint is not the released one the numbers are for
             return None
         return self.pub.get(self.preset(model), col.benchmark, category, metric, run=run)
 
@@ -229,7 +231,7 @@ class _Builder:
                 for m in models:
                     # published figures only for models with published per-task figures (the student);
                     # the others' published Overall is in the main table
-                    has_tasks = col.card and bool(self.pub.task_values(self.preset(m)))
+                    has_tasks = col.card and not is_step_label(m) and bool(self.pub.task_values(self.preset(m)))
                     pv = self._published(m, col, t, metric) if has_tasks else None
                     c = self.cell(m, col, t, metric, "%", 2 if t == "overall" else 1, pv)
                     if pv is not None and metric == "overall":  # the card prints Overall as a fraction
@@ -259,7 +261,7 @@ class _Builder:
         for run in self.pub.other_runs():
             for v in self.pub.select(run=run.id):
                 col = next(c for c in CARD_COLUMNS if c.benchmark == v.benchmark)
-                model = next((m for m in self.models if self.preset(m) == v.model), v.model)
+                model = next((m for m in self.models if self.preset(m) == v.model and not is_step_label(m)), v.model)
                 percent = v.metric == "accuracy"
                 c = self.cell(model, col, v.category, v.metric, "%" if percent else "", 1 if percent else col.decimals, v)
                 if not v.same_weights:
@@ -389,7 +391,14 @@ def build_table(
     rr = run_root if isinstance(run_root, RunRoot) else read_run_root(run_root)
     pub = published or load_published()
     b = _Builder(rr, pub, models)
-    sections = [b.main(), *b.task_sections(), b.published_runs(), b.paired(pairs, n_resamples, seed), b.protocol()]
+    by_step = by_step_sections(rr, n_resamples=n_resamples, seed=seed)  # a checkpoint sweep's root only
+    held = {m for m, _ in rr.runs} | set(rr.rows["_model_key"].astype(str))
+    if by_step:  # a sweep has no teacher: only the pairs of models it holds
+        pairs = [p for p in pairs if set(p) <= held]
+    paired = [b.paired(pairs, n_resamples, seed)] if pairs or not by_step else []
+    # the released checkpoint's other published runs mean nothing to a sweep of one's own checkpoints
+    published_runs = [b.published_runs()] if not by_step or set(CARD_MODELS) & held else []
+    sections = [b.main(), *b.task_sections(), *by_step, *published_runs, *paired, b.protocol()]
     heldout = heldout_section(rr, *pairs[0], n_resamples, seed) if pairs else None  # only with held-out runs
     if heldout is not None:
         sections.insert(-1, heldout)
