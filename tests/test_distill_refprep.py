@@ -243,7 +243,7 @@ refprep({spec!r}, {out!r}, t.OPTIONS, backends=Backends(unused, unused, encoder,
 """
 
 
-def test_an_interrupted_preparation_resumes_to_the_same_files_and_the_trainer_trains(curated_root, tmp_path) -> None:
+def test_an_interrupted_preparation_resumes_to_the_same_files_and_the_trainer_trains(curated_root, tiny_klein, tmp_path) -> None:
     from rdmeval.distill.reference import load_bundle, read_bundle_provenance
 
     base, spec, backends = curated_root
@@ -291,41 +291,30 @@ def test_an_interrupted_preparation_resumes_to_the_same_files_and_the_trainer_tr
         assert prov["renders"] == {k: v["manifest_sha256"] for k, v in curated.meta["runs"].items()}
         assert prov["curation"] == curated.meta["rules"] and prov["seeds"] == curated.meta["seeds"]
 
-    _train_two_steps({name: load_bundle(result.bundles[name]) for name in BATTERY})
+    _train_flux_tiny(tmp_path / "generator-pool", backends, str(tiny_klein["base"]), result.bundles["tiny_cls"].parent,
+                     sorted(set(curated.prompts)))
 
 
-def _train_two_steps(bundles) -> None:
-    """The trainer takes steps on the prepared bundles (a tiny student rendering 32 x 32 images)."""
-    from rdmeval.distill.config import ToyConfig, TrainConfig
-    from rdmeval.distill.toy import Chunk
+def _train_flux_tiny(folder: Path, backends: Backends, base: str, bundles: Path, prompts: list[str]) -> None:
+    """The FLUX task (``flux_tiny``: the tiny klein DiT as student, the tiny battery) trains on the prepared bundles."""
+    from rdmeval.distill.config import get_config
+    from rdmeval.distill.flux_task import FluxAssets, build_flux_task
+    from rdmeval.distill.tables import write_table
     from rdmeval.distill.trainer import Trainer
 
-    prompts = ["a photo of a cat", "a red bus", "two apples", "a dog on a beach"]
-
-    class Task:
-        def __init__(self) -> None:
-            torch.manual_seed(0)
-            self.student = torch.nn.Linear(16, 3 * 32 * 32)
-            self.bundles = bundles
-            self.text_table = _tau(prompts)
-
-        def sample_chunk(self, generator, batch_size):
-            return Chunk(torch.randn(batch_size, 16, generator=generator), torch.randint(0, len(prompts), (batch_size,), generator=generator))
-
-        def encode(self, chunk):
-            images = torch.sigmoid(self.student(chunk.noise + self.text_table[chunk.idx].repeat(1, 2))).view(-1, 3, 32, 32)
-            return {name: enc(images) for name, enc in BATTERY.items()}
-
-    names = tuple(BATTERY)
-    config = TrainConfig(name="refprep", model="toy", steps=2, lr=1e-2, grad_clip=4.0, rollout_size=8, batch_size=4, grad_accum=2,
-                         gen_chunk=8, encoders=names, toy=ToyConfig(encoder_dims=tuple(BATTERY[n].spec.dim for n in names)))
-    task = Task()
-    before = task.student.weight.detach().clone()
+    teacher = backends.generator()  # the generator-side tables: ctx from the fixture's Qwen3, τ from the stand-in
+    write_table(folder / "ctx", prompts, teacher.prompts, shard_rows=8, batch_size=8, dtype="float32")
+    write_table(folder / "tau", prompts, _tau, shard_rows=8, batch_size=8, dtype="float32")
+    config = replace(get_config("flux_tiny"), steps=2)
+    assert config.encoders == tuple(BATTERY)  # the same stand-ins (names and seed) that encoded the reference
+    task = build_flux_task(config, FluxAssets(base, folder / "ctx", folder / "tau", bundles), device="cpu")
+    param = next(p for p in task.student.parameters() if p.requires_grad)
+    before = param.detach().clone()
     trainer = Trainer(config, task)
     steps = [trainer.train_step() for _ in range(2)]
     assert all(np.isfinite(s.loss) and not s.skipped and s.grad_norm > 0 for s in steps)
-    assert set(steps[0].raw) == set(names)
-    assert not torch.equal(task.student.weight, before)
+    assert set(steps[0].raw) == set(BATTERY)
+    assert not torch.equal(param.detach(), before)
 
 
 def test_with_every_row_a_landmark_the_bundle_gives_the_exact_mmd(curated_root, tmp_path) -> None:

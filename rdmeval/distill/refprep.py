@@ -271,6 +271,15 @@ class _ImageFeatures:
         return self.encoder(x).float()
 
 
+def _free(device: torch.device) -> None:
+    """Return a dropped encoder's memory before the next one loads."""
+    import gc
+
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
 def _done(folder: Path, keys: Sequence[str], info: Mapping[str, Any]) -> bool:
     """Whether ``folder`` holds the complete table of ``keys`` built with ``info``."""
     try:
@@ -311,6 +320,7 @@ def build_features(out: Path, curated: Curated, spec: EncoderSpec, options: Refp
             write_table(folder, keys, _ImageFeatures(out, sha, encoder, device, pool), shard_rows=options.feature_shard_rows,
                         batch_size=options.feature_batch_size, dtype="float32", info=info, on_shard=on_shard)
         del encoder
+        _free(device)
     return folder
 
 

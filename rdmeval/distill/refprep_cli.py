@@ -121,8 +121,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m rdmeval.distill.refprep_cli", description=__doc__, epilog=EPILOG,
+def build_parser(prog: str = "python -m rdmeval.distill.refprep_cli") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(p)
     return p
