@@ -12,7 +12,7 @@
    table keyed by the images' paths (PNG → [0, 1] tensor → :class:`~rdmeval.distill.battery.BatteryEncoder`,
    float32 rows); and ``OUT/tau/``, the SigLIP2 text feature of each row's prompt (the reference-side τ);
 5. **bundles**: per encoder, :func:`~rdmeval.distill.bundle_build.build_bundle_streaming` into
-   ``OUT/bundles/<encoder>.safetensors`` (work in ``OUT/work/<encoder>/``), with the provenance: the
+   ``OUT/bundles/<encoder>.safetensors`` (work in ``OUT/bundle-state/<encoder>/``), with the provenance: the
    pool's plan and rows, the encoder, the run manifests' sha256, the curation rule and the seeds.
 
 Under torchrun every rank takes its share of the renders and of the scoring, rank 0 curates, and the
@@ -40,8 +40,8 @@ from rdmeval.distill.battery import BatteryEncoder, EncoderSpec
 from rdmeval.distill.bundle_build import BundleRecipe, build_bundle_streaming
 from rdmeval.distill.conditioning import KLEIN_BASE, TableEncoder
 from rdmeval.distill.curation import (
-    CAPTION_SEEDS, GENEVAL_CAP, GENEVAL_SEEDS, REFERENCE_SEED_BASE, Block, Curated, RefprepError, curate, plan_blocks,
-    read_curated,
+    CAPTION_SEEDS, GENEVAL_CAP, GENEVAL_SEEDS, REFERENCE_SEED_BASE, Block, Curated, RefprepError, RenderRun, curate,
+    plan_blocks, read_curated,
 )
 from rdmeval.distill.encoders import RELEASED_BATTERY
 from rdmeval.distill.tables import Table, TableError, prompts_sha256, write_table
@@ -183,7 +183,7 @@ def _device(name: str | None) -> torch.device:
 # ------------------------------------------------------------------------------------ 1-2. renders, scores
 
 
-def _complete_run(root: Path, block: Block, run: Any, options: RefprepOptions, rng_device: str) -> bool:
+def _complete_run(root: Path, block: Block, run: RenderRun, options: RefprepOptions, rng_device: str) -> bool:
     """Whether the run is complete with the renders asked (checked without loading the teacher)."""
     try:
         manifest = json.loads((root / "manifest.json").read_text())
@@ -209,7 +209,8 @@ def render_blocks(out: Path, blocks: Sequence[Block], options: RefprepOptions, b
         for run in block.runs():
             root = block.run_dir(out, run)
             if not _complete_run(root, block, run, options, rng_device):
-                generator = generator or backends.generator()
+                if generator is None:
+                    generator = backends.generator()
                 _log(ranks, f"render {root.relative_to(out)}: {len(block.prompts):,} prompts x {run.n_per_prompt} "
                             f"(samples {run.first}..{run.first + run.n_per_prompt - 1})")
                 summary = generate_run(generator, block.prompts, root, n_per_prompt=run.n_per_prompt, seed_policy=run.policy,
@@ -353,7 +354,7 @@ def build_tau(out: Path, curated: Curated, options: RefprepOptions, backends: Ba
 
 
 def build_bundle(out: Path, curated: Curated, spec: EncoderSpec, options: RefprepOptions, on_progress: Progress) -> Path:
-    """``OUT/bundles/<encoder>.safetensors`` from the encoder's features and the τ table (resumes from ``OUT/work``)."""
+    """``OUT/bundles/<encoder>.safetensors`` from the encoder's features and the τ table (resumes from ``OUT/bundle-state``)."""
     image, text = Table(out / "features" / spec.name), Table(out / "tau")
     for table in (image, text):
         if len(table) != len(curated) or table.info.get("curated_rows_sha256") != curated.sha256:
@@ -373,7 +374,7 @@ def build_bundle(out: Path, curated: Curated, spec: EncoderSpec, options: Refpre
         "seeds": meta["seeds"],
     }
     path = out / "bundles" / f"{spec.name}.safetensors"
-    build_bundle_streaming(image, text, path, work=out / "work" / spec.name, recipe=options.recipe,
+    build_bundle_streaming(image, text, path, work=out / "bundle-state" / spec.name, recipe=options.recipe,
                            device=_device(options.bundle_device), provenance=provenance,
                            on_progress=lambda stage, done, total: on_progress("bundles", f"{spec.name}/{stage}", done, total))
     return path

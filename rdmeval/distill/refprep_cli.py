@@ -35,7 +35,7 @@ examples:
       --out assets/reference --encoders inception,dreamsim --geneval-seeds 400
 
 outputs: OUT/renders/<source>/seeds-NNNN/ (run stores, scored), OUT/curated.json, OUT/features/<encoder>/,
-OUT/tau/, OUT/bundles/<encoder>.safetensors (OUT/work/ holds the bundle builds' resumable state).
+OUT/tau/, OUT/bundles/<encoder>.safetensors (OUT/bundle-state/ holds the bundle builds' resumable state).
 """
 
 
