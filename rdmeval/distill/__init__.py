@@ -22,4 +22,6 @@ Modules, in the order the objective is built:
 - ``tiny_assets`` ``flux_tiny``'s tables and bundles from the tiny klein fixture
 - ``checkpoints`` milestone checkpoints ``step_XXXXXXX.pt`` and the ``model.safetensors`` export
 - ``run``       a training run in a folder (``rdmeval train``, ``python -m rdmeval.distill``)
+- ``curation``  the reference pool's blocks of teacher renders, their seeds, the curated manifest
+- ``refprep``   renders → scores → curation → features → bundles, resumable (``refprep_cli`` runs it)
 """
