@@ -258,22 +258,31 @@ class _Builder:
 
     def published_runs(self) -> Section:
         keys, labels, cells = [], [], {}
+        shown_runs, differs = [], []
+        present = {self.preset(m) for m in self.models}
         for run in self.pub.other_runs():
             for v in self.pub.select(run=run.id):
+                if v.model not in CARD_MODELS and v.model not in present:
+                    continue  # a model outside the card (the one-step field) only where the run root holds it
                 col = next(c for c in CARD_COLUMNS if c.benchmark == v.benchmark)
                 model = next((m for m in self.models if self.preset(m) == v.model and not is_step_label(m)), v.model)
                 percent = v.metric == "accuracy"
                 c = self.cell(model, col, v.category, v.metric, "%" if percent else "", 1 if percent else col.decimals, v)
-                if not v.same_weights:
-                    c.delta = None  # another checkpoint: a difference would not test the reproduction
+                if not v.same_weights or v.differs:
+                    c.delta = None  # another checkpoint or another protocol: a difference would not test the reproduction
                 key = "/".join(v.key)
                 keys.append(key)
                 what = col.label if v.category in ("overall", "all") else f"{col.label} {v.category}"
-                labels.append(f"{run.label}: {v.model}, {what}")
+                labels.append(f"{run.label}: {v.model}, {what}" + (" (protocol differs)" if v.differs else ""))
                 cells[(key, "value")] = c
-        notes = [f"{r.label}: {r.description} Source: {r.source}" for r in self.pub.other_runs()]
+                shown_runs += [run] if run not in shown_runs else []
+                differs += [f"{run.label}, {v.model}: protocol differs: {v.differs}."] if v.differs else []
+        notes = [f"{r.label}: {r.description}" + (f" Protocol: {r.protocol}." if r.protocol else "") + f" Source: {r.source}"
+                 for r in shown_runs]
+        notes += differs
         notes.append("Δ = reproduced - that run's published value; none where the published run used other weights "
-                     "(the paper's Table-2 student is a COCO-only checkpoint, not the released s180).")
+                     "(the paper's Table-2 student is a COCO-only checkpoint, not the released s180)"
+                     + (" or another protocol (flagged)." if differs else "."))
         return Section("published-runs", "Other published runs", "published run", keys, labels, ["value"],
                        ["reproduced"], cells, notes)
 
