@@ -230,3 +230,35 @@ def test_a_swap_file_of_another_architecture_is_refused(field, tmp_path):
     msg = str(err.value)
     assert f"missing keys: 1 (first: {first})" in msg and "unexpected keys: 1 (first: extra.weight)" in msg
     assert "\n" not in msg and "does not fall back" in msg
+
+
+def test_generate_cli_runs_a_preset_from_a_local_folder(field, tmp_path):
+    from rdmeval.cli.main import main
+
+    out = tmp_path / "run"
+    assert main(["generate", "--model", "sdxl-turbo", "--base", str(field["sdxl-turbo"]), "--prompts", "demo-captions",
+                 "--out", str(out), "--precision", "fp32", "--device", "cpu", "--rng-device", "cpu", "--resolution", "64",
+                 "--limit", "2", "--no-progress"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["complete"] and manifest["request"]["model"]["preset"] == "sdxl-turbo"
+    assert manifest["request"]["latent_shape"] == [4, 8, 8]
+    assert main(["generate", "--model", "sdxl-turbo", "--prompts", "demo-captions", "--out", str(tmp_path / "x"),
+                 "--ctx-len", "77"]) == 2  # the text length is the preset's
+
+
+def test_base_is_refused_for_a_named_pipeline(field):
+    with pytest.raises(RdmevalError, match="names its pipeline itself"):
+        build_generator(f"diffusers:{field['sdxl-turbo']}", GeneratorOptions(pipeline=str(field["flux"]), device="cpu"))
+
+
+def test_any_pipeline_with_weights_swaps_its_denoiser(field):
+    from safetensors.torch import load_file
+
+    gen = build_generator(f"diffusers:{field['sdxl-base']}", GeneratorOptions(
+        weights=str(field["lightning_unet"]), precision="fp32", device="cpu", height=SIZE, width=SIZE, steps=1, guidance_scale=0.0))
+    noise = _noise(gen.latent_shape)
+    sd = {k: v.float() for k, v in load_file(field["lightning_unet"]).items()}
+    ref = _reference(field["sdxl-base"], noise, components={"unet": _unet_with(field["sdxl-base"], sd)},
+                     num_inference_steps=1, guidance_scale=0.0)
+    assert np.array_equal(gen.generate(PROMPTS, noise), ref)
+    assert gen.describe()["weights"]["component"] == "unet"

@@ -79,3 +79,20 @@ def test_paper_table_output_has_no_field_rows(field_root):
     assert {k.split("/")[0] for k in runs.row_keys} == {"authors-rerun", "paper-table2"}
     assert not any("SANA" in n for n in runs.notes)
     assert runs.notes[-1].endswith("(the paper's Table-2 student is a COCO-only checkpoint, not the released s180).")
+
+
+def test_check_lists_every_missing_field_input_offline(tmp_path, monkeypatch, capsys):
+    """Offline with an empty cache, --check names each field model's pipeline and swap file with its flag."""
+    monkeypatch.setenv("RDMEVAL_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    weights = tmp_path / "student.safetensors"
+    weights.write_bytes(b"x")
+    code = main(["reproduce", "--suite", "one-step-field", "--weights", str(weights), "--out", str(tmp_path / "o"), "--check",
+                 "--model-base", f"sdxl-turbo={tmp_path / 'nowhere'}"])
+    err = capsys.readouterr().err
+    assert code == 2
+    for name in FIELD:
+        assert f"pipeline of {name}" in err
+    assert f"no such folder {tmp_path / 'nowhere'}" in err and "--model-base sdxl-turbo=FOLDER" in err
+    assert "weights of dmd2-sdxl-1step (tianweiy/DMD2/dmd2_sdxl_1step_unet_fp16.bin)" in err
+    assert "--model-weights sdxl-lightning-1step=FILE" in err

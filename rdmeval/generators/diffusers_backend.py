@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import inspect
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
@@ -27,7 +26,7 @@ import torch
 
 from rdmeval.errors import RdmevalError
 from rdmeval.generators.base import to_uint8
-from rdmeval.generators.diffusers_presets import DIFFUSERS_PREFIX, PRESETS, DiffusersPreset
+from rdmeval.generators.diffusers_presets import DIFFUSERS_PREFIX, PRESETS, DenoiserSwap, DiffusersPreset
 from rdmeval.generators.finite import NonFiniteError
 
 if TYPE_CHECKING:
@@ -42,6 +41,15 @@ PACKED_LATENTS = frozenset({"FluxPipeline"})
 FP32_NOISE = frozenset({"SanaPipeline", "SanaSprintPipeline"})
 DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
 SEED_BYTES = 8
+
+
+def denoiser_of(pipe: Any) -> torch.nn.Module:
+    """The pipeline's denoiser: its ``transformer`` or its ``unet``."""
+    for name in ("transformer", "unet"):
+        module = getattr(pipe, name, None)
+        if isinstance(module, torch.nn.Module):
+            return module
+    raise RdmevalError(f"{type(pipe).__name__} has no transformer or unet; rdmeval runs text-to-image pipelines with one")
 
 
 def dtype_name(dtype: torch.dtype) -> str:
@@ -77,7 +85,7 @@ def latent_layout(pipe: Any, height: int, width: int) -> LatentLayout:
     factor = int(pipe.vae_scale_factor) * (2 if name in PACKED_LATENTS else 1)
     if height % factor or width % factor:
         raise RdmevalError(f"--resolution {height}x{width}: {name} needs multiples of {factor}")
-    denoiser = getattr(pipe, "transformer", None) or pipe.unet
+    denoiser = denoiser_of(pipe)
     channels = int(denoiser.config.in_channels) // (4 if name in PACKED_LATENTS else 1)
     f = int(pipe.vae_scale_factor)
     return LatentLayout("packed-2x2" if name in PACKED_LATENTS else "plain", (channels, height // f, width // f))
@@ -152,9 +160,12 @@ class DiffusersGenerator:
     """
 
     def __init__(self, pipe: Any, sampling: Sampling, *, name: str, precision: str, device: torch.device | str,
-                 provenance: dict[str, Any] | None = None, preset: DiffusersPreset | None = None):
+                 provenance: dict[str, Any] | None = None, preset: DiffusersPreset | None = None, uint8: str = "round"):
         if sampling.steps < 1:
             raise RdmevalError(f"--steps must be >= 1, got {sampling.steps}")
+        if uint8 not in ("round", "truncate"):
+            raise RdmevalError(f"--uint8 {uint8!r}: choose round or truncate")
+        self.uint8_mode = uint8
         self.name = name
         self.preset = preset
         self.pipe = pipe
@@ -176,7 +187,7 @@ class DiffusersGenerator:
     @classmethod
     def from_pipeline(cls, pipe: Any, sampling: Sampling, *, name: str = "in-memory", device: str = "cpu",
                       preset: DiffusersPreset | None = None) -> "DiffusersGenerator":
-        dtype = next(p.dtype for p in (getattr(pipe, "transformer", None) or pipe.unet).parameters())
+        dtype = next(p.dtype for p in denoiser_of(pipe).parameters())
         return cls(pipe, sampling, name=name, precision=dtype_name(dtype), device=device, preset=preset)
 
     @property
@@ -192,7 +203,7 @@ class DiffusersGenerator:
         """The dtype the pipeline draws its own noise in (so rdmeval's noise is cast as diffusers' would be)."""
         if type(self.pipe).__name__ in FP32_NOISE:
             return torch.float32
-        return next((getattr(self.pipe, "transformer", None) or self.pipe.unet).parameters()).dtype
+        return next(denoiser_of(self.pipe).parameters()).dtype
 
     # ----- contract ------------------------------------------------------------------------
     @property
@@ -208,7 +219,7 @@ class DiffusersGenerator:
 
         s = self.sampling
         scheduler = self.pipe.scheduler
-        denoiser = getattr(self.pipe, "transformer", None) or self.pipe.unet
+        denoiser = denoiser_of(self.pipe)
         return {
             "name": "diffusers",
             "preset": self.name,
@@ -228,7 +239,8 @@ class DiffusersGenerator:
             "noise": {"layout": self.layout.kind, "latents": self.layout.describe(), "latents_dtype": dtype_name(self.noise_dtype),
                       "generator": f"one torch.Generator('cpu') per image, seeded with the first {SEED_BYTES} bytes (little-endian, "
                                    "63 bits) of sha256 of that image's rdmeval noise (float32)"},
-            "uint8": "round(clamp(x, 0, 1) * 255) in fp32, as diffusers' PIL output",
+            "uint8": ("round(clamp(x, 0, 1) * 255) in fp32, as diffusers' PIL output" if self.uint8_mode == "round"
+                      else "truncate(clamp(x, 0, 1) * 255) in fp32"),
             "protocol": self.preset.describe() if self.preset else None,
             "diffusers": metadata.version("diffusers"),
         }
@@ -248,7 +260,7 @@ class DiffusersGenerator:
                 f"model {self.name}: the decoded images hold {int(torch.isnan(images).sum())} NaN and "
                 f"{int(torch.isinf(images).sum())} Inf values, so no image of this batch was saved; the pipeline overflows "
                 f"in --precision {self.precision} (try --precision fp32) or its weights are broken")
-        return to_uint8(images, "round")
+        return to_uint8(images, self.uint8_mode)
 
 
 def _dtype(precision: str, preset: DiffusersPreset | None) -> torch.dtype:
@@ -270,8 +282,10 @@ def build_diffusers(model: str, options: "GeneratorOptions") -> DiffusersGenerat
     if preset is not None and options.weights and preset.swap is None:
         raise RdmevalError(f"--model {model} runs the released weights of {preset.base}; to evaluate other weights on its "
                            f"pipeline use --model diffusers:{preset.base} --weights FILE")
+    if preset is None and options.pipeline:
+        raise RdmevalError(f"--base {options.pipeline}: --model {model} names its pipeline itself; use --model diffusers:FOLDER")
     source = (options.pipeline or preset.base) if preset else model[len(DIFFUSERS_PREFIX):]
-    flag = "--base" if preset is None or options.pipeline else f"--model {model}"
+    flag = "--base" if options.pipeline else f"--model {model}"
     dtype = _dtype(options.precision, preset)
     device = resolve_device(options.device)
     swap = preset.swap if preset else None
@@ -286,10 +300,8 @@ def build_diffusers(model: str, options: "GeneratorOptions") -> DiffusersGenerat
     components: dict[str, Any] = {}
     weights_info = None
     if component:
-        if swap is not None:
-            path, weights_info = load.resolve_swap_file(swap, options.weights)
-        else:
-            path, weights_info = Path(str(options.weights)).expanduser().resolve(), {"path": str(Path(str(options.weights)).expanduser().resolve())}
+        swap = swap or DenoiserSwap(component, "(--weights)", "(--weights)")
+        path, weights_info = load.resolve_swap_file(swap, options.weights)
         denoiser, info = load.load_denoiser(folder, component, path, dtype, target=f"{cls_name} {source}")
         from rdmeval.io import sha256_file
 
@@ -303,6 +315,8 @@ def build_diffusers(model: str, options: "GeneratorOptions") -> DiffusersGenerat
         raise RdmevalError(f"--resolution {options.height}x{options.width}: diffusers models run square images")
     sampling = (preset_sampling(preset, steps=options.steps, guidance_scale=options.guidance_scale, resolution=resolution) if preset
                 else default_sampling(pipe, steps=options.steps, guidance_scale=options.guidance_scale, resolution=resolution))
-    provenance = {"base": base_info, "weights": weights_info}
+    provenance = {"base": base_info, "weights": weights_info, "compile": bool(options.compile)}
+    if options.compile:  # like the batch size, compiling can change last bits: recorded
+        denoiser_of(pipe).compile()
     return DiffusersGenerator(pipe, sampling, name=model, precision=options.precision, device=device, provenance=provenance,
-                              preset=preset)
+                              preset=preset, uint8=options.uint8)

@@ -78,7 +78,8 @@ def resolve_swap_file(swap: DenoiserSwap, weights: str | None) -> tuple[Path, di
     if weights:
         path = Path(weights).expanduser()
         if not path.is_file():
-            raise WeightsError(f"--weights {weights}: no such file (the {swap.component} weights {swap.filename} of {swap.repo_id})")
+            of = f" (a copy of {swap.repo_id}/{swap.filename})" if not swap.repo_id.startswith("(") else ""
+            raise WeightsError(f"--weights {weights}: no such file{of}; pass the {swap.component} weights file")
         return path.resolve(), {"path": str(path.resolve())}
     from huggingface_hub import hf_hub_download
 
