@@ -83,8 +83,10 @@ def test_paper_table_output_has_no_field_rows(field_root):
 
 def test_check_lists_every_missing_field_input_offline(tmp_path, monkeypatch, capsys):
     """Offline with an empty cache, --check names each field model's pipeline and swap file with its flag."""
+    from huggingface_hub import constants
+
     monkeypatch.setenv("RDMEVAL_OFFLINE", "1")
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))  # an empty cache, whatever this machine holds
     weights = tmp_path / "student.safetensors"
     weights.write_bytes(b"x")
     code = main(["reproduce", "--suite", "one-step-field", "--weights", str(weights), "--out", str(tmp_path / "o"), "--check",

@@ -15,7 +15,7 @@ examples:
   rdmeval reproduce --suite paper-table --weights model.safetensors --out paper/ --check   # inputs only
   rdmeval reproduce --suite one-step-field --weights model.safetensors --out field/   # the paper's models + the field
   rdmeval reproduce --suite one-step-field --smoke --out /tmp/field-smoke   # every family on tiny offline pipelines
-  rdmeval reproduce --suite one-step-field --weights model.safetensors --out field/ \
+  rdmeval reproduce --suite one-step-field --weights model.safetensors --out field/ \\
       --model-base sdxl-turbo=./sdxl-turbo --model-weights dmd2-sdxl-1step=./dmd2_sdxl_1step_unet_fp16.bin
 
 Before any model loads, every input of the suite is checked (prompt sets, base pipeline, student weights,
