@@ -35,7 +35,8 @@ class ReproduceOptions:
     device: str | None = None
     precision: str = "faithful"
     rng_device: str | None = None
-    resolution: int | None = None  # None: each model's own (klein 512, a diffusers preset's native resolution)
+    resolution: int = 512  # klein models (the paper table's)
+    field_resolution: int | None = None  # diffusers models; None: each preset's native resolution (the pipeline's default)
     model_bases: dict[str, str] = field(default_factory=dict)  # diffusers model (suite name or preset) -> pipeline folder/id
     model_weights: dict[str, str] = field(default_factory=dict)  # diffusers model (suite name or preset) -> swap weights file
     batch_size: int | None = None  # override the suite's per-benchmark batch size (part of the protocol)
@@ -110,12 +111,12 @@ def _per_model(mapping: dict[str, str], model: SuiteModel) -> str | None:
 
 def generator_options(model: SuiteModel, opts: ReproduceOptions, ctx_len: int) -> GeneratorOptions:
     """How ``model`` of a suite is built: klein presets share --base/--weights; a diffusers model has its own."""
-    res = opts.resolution if opts.resolution is not None else default_resolution(model.preset)
     if is_diffusers_model(model.preset):
+        res = opts.field_resolution if opts.field_resolution is not None else default_resolution(model.preset)
         return GeneratorOptions(pipeline=_per_model(opts.model_bases, model), weights=_per_model(opts.model_weights, model),
                                 ctx_len=ctx_len, device=opts.device, precision=opts.precision, height=res, width=res)
     return GeneratorOptions(base=opts.base, weights=opts.weights if model.preset == "student" else None, ctx_len=ctx_len,
-                            device=opts.device, precision=opts.precision, height=res, width=res)
+                            device=opts.device, precision=opts.precision, height=opts.resolution, width=opts.resolution)
 
 
 def _generate_all(jobs: list[Job], opts: ReproduceOptions) -> dict[tuple[str, str], Path]:
@@ -254,6 +255,7 @@ def smoke_options(suite: Suite, opts: ReproduceOptions, fixtures: Path) -> Repro
         rng_device=opts.rng_device or "cpu",
         precision="fp32",
         resolution=int(smoke.get("resolution", 64)),
+        field_resolution=int(smoke.get("resolution", 64)),
         model_bases={**model_bases, **opts.model_bases},
         model_weights={**model_weights, **opts.model_weights},
         prompt_overrides=prompts,
