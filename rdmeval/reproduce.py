@@ -18,8 +18,9 @@ from pathlib import Path
 from rdmeval.api import RunLayout, RunRootLayout, ScorerOptions
 from rdmeval.generation import generate_run
 from rdmeval.generators.noise import default_rng_device
-from rdmeval.generators.registry import KLEIN_BASE, GeneratorOptions, build_generator
-from rdmeval.preflight import Preflight, check_prompt_set, model_inputs, scorer_inputs
+from rdmeval.generators.diffusers_presets import is_diffusers_model
+from rdmeval.generators.registry import KLEIN_BASE, GeneratorOptions, build_generator, default_resolution
+from rdmeval.preflight import Preflight, check_prompt_set, diffusers_inputs, model_inputs, scorer_inputs
 from rdmeval.prompts import load_prompt_set
 from rdmeval.scorers.registry import SCORERS
 from rdmeval.specs import SpecError
@@ -34,7 +35,10 @@ class ReproduceOptions:
     device: str | None = None
     precision: str = "faithful"
     rng_device: str | None = None
-    resolution: int = 512
+    resolution: int = 512  # klein models (the paper table's)
+    field_resolution: int | None = None  # diffusers models; None: each preset's native resolution (the pipeline's default)
+    model_bases: dict[str, str] = field(default_factory=dict)  # diffusers model (suite name or preset) -> pipeline folder/id
+    model_weights: dict[str, str] = field(default_factory=dict)  # diffusers model (suite name or preset) -> swap weights file
     batch_size: int | None = None  # override the suite's per-benchmark batch size (part of the protocol)
     prompts_files: dict[str, str] = field(default_factory=dict)  # benchmark name -> local copy
     prompt_overrides: dict[str, str] = field(default_factory=dict)  # benchmark name -> prompt set (smoke)
@@ -101,13 +105,28 @@ def suite_jobs(suite: Suite, opts: ReproduceOptions) -> list[Job]:
     return list(jobs.values())
 
 
+def _per_model(mapping: dict[str, str], model: SuiteModel) -> str | None:
+    return mapping.get(model.name) or mapping.get(model.preset)
+
+
+def generator_options(model: SuiteModel, opts: ReproduceOptions, ctx_len: int) -> GeneratorOptions:
+    """How ``model`` of a suite is built: klein presets share --base/--weights; a diffusers model has its own."""
+    if is_diffusers_model(model.preset):
+        res = opts.field_resolution if opts.field_resolution is not None else default_resolution(model.preset)
+        return GeneratorOptions(pipeline=_per_model(opts.model_bases, model), weights=_per_model(opts.model_weights, model),
+                                ctx_len=ctx_len, device=opts.device, precision=opts.precision, height=res, width=res)
+    return GeneratorOptions(base=opts.base, weights=opts.weights if model.preset == "student" else None, ctx_len=ctx_len,
+                            device=opts.device, precision=opts.precision, height=opts.resolution, width=opts.resolution)
+
+
 def _generate_all(jobs: list[Job], opts: ReproduceOptions) -> dict[tuple[str, str], Path]:
     runs: dict[tuple[str, str], Path] = {}
-    # one generator per (model, ctx_len): benchmarks sharing a ctx_len share the loaded pipeline
+    # one generator per (model, ctx_len): benchmarks sharing a ctx_len share the loaded pipeline; a diffusers
+    # model's text length is its preset's, so all its benchmarks share one load
     plan: dict[str, dict[int, list[SuiteBenchmark]]] = {}
     models = {m.name: m for m, _ in jobs}
     for m, bench in jobs:
-        plan.setdefault(m.name, {}).setdefault(bench.ctx_len, []).append(bench)
+        plan.setdefault(m.name, {}).setdefault(0 if is_diffusers_model(m.preset) else bench.ctx_len, []).append(bench)
     for name, by_ctx in plan.items():
         model = models[name]
         for ctx_len, benches in by_ctx.items():
@@ -119,11 +138,9 @@ def _generate_all(jobs: list[Job], opts: ReproduceOptions) -> dict[tuple[str, st
                 ps = load_prompt_set(set_name, path=opts.prompts_files.get(bench.name), **(bench.params if set_name == bench.prompts else {}))
                 n = opts.n_per_prompt_overrides.get(bench.name, bench.n_per_prompt)
                 if generator is None:
-                    gopts = GeneratorOptions(base=opts.base, weights=opts.weights if model.preset == "student" else None,
-                                             ctx_len=ctx_len, device=opts.device, precision=opts.precision,
-                                             height=opts.resolution, width=opts.resolution)
-                    generator = build_generator(model.preset, gopts)
-                _log(f"generate {model.name} on {bench.name} ({ps.name} {ps.version}, {len(ps)} prompts x {n}, ctx {ctx_len})")
+                    generator = build_generator(model.preset, generator_options(model, opts, ctx_len))
+                ctx = "the preset's text length" if is_diffusers_model(model.preset) else f"ctx {ctx_len}"
+                _log(f"generate {model.name} on {bench.name} ({ps.name} {ps.version}, {len(ps)} prompts x {n}, {ctx})")
                 summary = generate_run(generator, ps, out, n_per_prompt=n, seed_policy=bench.seed_policy,
                                        rng_device=opts.rng_device or default_rng_device(), batch_size=opts.batch_size or bench.batch_size,
                                        limit=opts.limit, progress=opts.progress)
@@ -166,6 +183,10 @@ def reproduce_preflight(suite: Suite, opts: ReproduceOptions) -> Preflight:
     pf = Preflight("rdmeval reproduce")
     jobs = suite_jobs(suite, opts)
     model_inputs(pf, {m.preset for m, _ in jobs}, opts.base, opts.weights)
+    for m in dict((m.name, m) for m, _ in jobs).values():
+        if is_diffusers_model(m.preset):
+            diffusers_inputs(pf, m.name, m.preset, _per_model(opts.model_bases, m), _per_model(opts.model_weights, m),
+                             base_flag=f"--model-base {m.name}=FOLDER", weights_flag=f"--model-weights {m.name}=FILE")
     for bench in dict((b.name, b) for _, b in jobs).values():
         name = opts.prompt_overrides.get(bench.name, bench.prompts)
         pf.add(f"prompts of {bench.name}", check_prompt_set(
@@ -194,8 +215,28 @@ def reproduce(suite: Suite, opts: ReproduceOptions) -> Path | None:
     return table
 
 
+def _smoke_field(models: list[SuiteModel], fixtures: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """Tiny stand-ins for the diffusers presets among ``models``: pipeline folders and swap weights, by model name."""
+    from rdmeval.generators.diffusers_presets import PRESETS
+
+    field = [m for m in models if m.preset in PRESETS]  # diffusers:<folder> runs as given
+    if not field:
+        return {}, {}
+    from rdmeval.fixtures.tiny_field import build_tiny_field
+
+    tiny = build_tiny_field(fixtures / "tiny-field")
+    swaps = {"tianweiy/DMD2": tiny["dmd2_unet"], "ByteDance/SDXL-Lightning": tiny["lightning_unet"]}
+    bases, weights = {}, {}
+    for m in field:
+        preset = PRESETS[m.preset]
+        bases[m.name] = str(tiny[preset.family])
+        if preset.swap is not None:
+            weights[m.name] = str(swaps[preset.swap.repo_id])
+    return bases, weights
+
+
 def smoke_options(suite: Suite, opts: ReproduceOptions, fixtures: Path) -> ReproduceOptions:
-    """The suite on tiny offline models: tiny klein, random detector/CLIP, tiny PickScore CLIP."""
+    """The suite on tiny offline models: tiny klein, tiny field pipelines, random detector/CLIP, tiny PickScore CLIP."""
     from rdmeval.fixtures.tiny_clip import build_tiny_clip
     from rdmeval.fixtures.tiny_klein import build_tiny_klein
 
@@ -205,6 +246,7 @@ def smoke_options(suite: Suite, opts: ReproduceOptions, fixtures: Path) -> Repro
         build_tiny_clip(clip_dir)
     smoke = suite.smoke
     prompts, n_per_prompt, also = smoke_also(suite)
+    model_bases, model_weights = _smoke_field([m for s in (suite, *also) for m in s.models], fixtures)
     return replace(
         opts,
         base=str(klein["base"]),
@@ -213,6 +255,9 @@ def smoke_options(suite: Suite, opts: ReproduceOptions, fixtures: Path) -> Repro
         rng_device=opts.rng_device or "cpu",
         precision="fp32",
         resolution=int(smoke.get("resolution", 64)),
+        field_resolution=int(smoke.get("resolution", 64)),
+        model_bases={**model_bases, **opts.model_bases},
+        model_weights={**model_weights, **opts.model_weights},
         prompt_overrides=prompts,
         n_per_prompt_overrides=n_per_prompt,
         limit=smoke.get("limit", opts.limit),

@@ -9,7 +9,7 @@ from typing import Any
 from rdmeval._assets import asset_dir
 from rdmeval.api import Benchmark, Registry, SeedPolicy
 from rdmeval.errors import RdmevalError
-from rdmeval.generators.registry import MODELS
+from rdmeval.generators.registry import MODELS, is_model
 from rdmeval.specs import SpecError, Where, array_of_tables, check_keys, did_you_mean, from_mapping, read_toml
 from rdmeval.scorers.registry import SCORERS
 
@@ -123,7 +123,8 @@ def load_suite(path: str | Path) -> Suite:
     for i, m in enumerate(suite.models):
         where = top.child("models").item(i)
         model = from_mapping(_ModelTable, m, where)
-        _one_of(model.preset, MODELS, "preset", where)
+        if not is_model(model.preset):
+            _one_of(model.preset, tuple(MODELS) + ("diffusers:<hub id or folder>",), "preset", where)
         models.append(SuiteModel(model.name, model.preset))
     benches = []
     for i, b in enumerate(suite.benchmarks):

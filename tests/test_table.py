@@ -89,7 +89,7 @@ def test_published_file_has_every_card_cell_with_a_source():
             assert value is not None, (model, bench)
             assert value.source.strip()
     assert set(pub.task_values("student")) == set(TAGS)
-    assert {r.id for r in pub.other_runs()} == {"authors-rerun", "paper-table2"}
+    assert {r.id for r in pub.other_runs()} == {"authors-rerun", "paper-table2", "sana-sprint"}
     assert all(v.source for v in pub.values)
 
 

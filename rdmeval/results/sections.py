@@ -32,7 +32,7 @@ from rdmeval.results.columns import (
 from rdmeval.results.by_step import by_step_sections
 from rdmeval.results.heldout_section import heldout_section
 from rdmeval.results.protocol_text import PROVENANCE_SETTINGS, _find_key, _setting
-from rdmeval.results.published import Published, PublishedValue, load_published
+from rdmeval.results.published import Published, PublishedRun, PublishedValue, load_published
 from rdmeval.results.runroot import RunRoot, read_run_root
 from rdmeval.results.steps import is_step_label
 from rdmeval.results.table_model import (
@@ -252,7 +252,7 @@ class _Builder:
             order = list(dict.fromkeys(order + list(TAGS) + sorted(set(present.get("category", [])) - set(TAGS))))
             found = set(present.get("category", []))
             tasks = [t for t in order if t in found or (col.card and t in TAGS)]
-            run_labels = {r.id: r.label for r in self.pub.other_runs()}
+            run_labels = {r.id: r.label for r in self._other_runs()}
             cells = {}
             for t in tasks + ["overall"]:
                 metric = "overall" if t == "overall" else "accuracy"
@@ -284,24 +284,38 @@ class _Builder:
                                run_labels=dict(run_labels), published_label=self.pub.primary.id))
         return out
 
+    def _shows(self, v: PublishedValue) -> bool:
+        """Published values of the card's models always; of other models (the one-step field) where the run root holds them."""
+        return v.model in CARD_MODELS or v.model in {self.preset(m) for m in self.models}
+
+    def _other_runs(self) -> list[PublishedRun]:
+        return [r for r in self.pub.other_runs() if any(self._shows(v) for v in self.pub.select(run=r.id))]
+
     def published_runs(self) -> Section:
         keys, labels, cells = [], [], {}
-        for run in self.pub.other_runs():
+        differs = []
+        for run in self._other_runs():
             for v in self.pub.select(run=run.id):
+                if not self._shows(v):
+                    continue
                 col = next(c for c in CARD_COLUMNS if c.benchmark == v.benchmark)
                 model = next((m for m in self.models if self.preset(m) == v.model and not is_step_label(m)), v.model)
                 percent = v.metric == "accuracy"
                 c = self.cell(model, col, v.category, v.metric, "%" if percent else "", 1 if percent else col.decimals, v)
-                if not v.same_weights:
-                    c.delta = None  # another checkpoint: a difference would not test the reproduction
+                if not v.same_weights or v.differs:
+                    c.delta = None  # another checkpoint or another protocol: a difference would not test the reproduction
                 key = "/".join(v.key)
                 keys.append(key)
                 what = col.label if v.category in ("overall", "all") else f"{col.label} {v.category}"
-                labels.append(f"{run.label}: {v.model}, {what}")
+                labels.append(f"{run.label}: {v.model}, {what}" + (" (protocol differs)" if v.differs else ""))
                 cells[(key, "value")] = c
-        notes = [f"{r.label}: {r.description} Source: {r.source}" for r in self.pub.other_runs()]
+                differs += [f"{run.label}, {v.model}: protocol differs: {v.differs}."] if v.differs else []
+        notes = [f"{r.label}: {r.description}" + (f" Protocol: {r.protocol}." if r.protocol else "") + f" Source: {r.source}"
+                 for r in self._other_runs()]
+        notes += differs
         notes.append("Δ = reproduced - that run's published value; none where the published run used other weights "
-                     "(the paper's Table-2 student is a COCO-only checkpoint, not the released s180).")
+                     "(the paper's Table-2 student is a COCO-only checkpoint, not the released s180)"
+                     + (" or another protocol (flagged)." if differs else "."))
         return Section("published-runs", "Other published runs", "published run", keys, labels, ["value"],
                        ["reproduced"], cells, notes)
 
