@@ -88,6 +88,7 @@ def run_tiny_assets(args: argparse.Namespace) -> int:
 PASSTHROUGH: dict[str, tuple[str, str]] = {
     "tables": ("rdmeval.distill.tables_cli", "build the ctx and τ tables of a pool spec (sharded, resumable)"),
     "import-released": ("rdmeval.distill.released_cli", "check and convert the published geALLcoco bundles and τ table"),
+    "refprep": ("rdmeval.distill.refprep_cli", "teacher renders -> curation -> features -> reference bundles (resumable)"),
 }
 
 

@@ -23,15 +23,15 @@ if TYPE_CHECKING:
 EPILOG = """\
 examples:
   # the released reference pool (53,800 GenEval + 248,349 COCO rows at the released recipe), on 8 GPUs
-  torchrun --nproc_per_node 8 -m rdmeval.distill.refprep_cli --pool rdm-s180-reference \\
+  torchrun --nproc_per_node 8 -m rdmeval train refprep --pool rdm-s180-reference \\
       --set coco-train2014.path=/data/coco/annotations/captions_train2014.json --out assets/reference
 
   # the same, reproducing the released bundles' k_rr (the first 100,000 rows) and stopping after the curation
-  python -m rdmeval.distill.refprep_cli --pool rdm-s180-reference --set coco-train2014.path=FILE \\
+  rdmeval train refprep --pool rdm-s180-reference --set coco-train2014.path=FILE \\
       --out assets/reference --krr first --stop-after curate
 
   # two encoders only, more GenEval seeds
-  python -m rdmeval.distill.refprep_cli --pool rdm-s180-reference --set coco-train2014.path=FILE \\
+  rdmeval train refprep --pool rdm-s180-reference --set coco-train2014.path=FILE \\
       --out assets/reference --encoders inception,dreamsim --geneval-seeds 400
 
 outputs: OUT/renders/<source>/seeds-NNNN/ (run stores, scored), OUT/curated.json, OUT/features/<encoder>/,
