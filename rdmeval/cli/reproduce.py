@@ -80,7 +80,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--weights", help="student DiT weights (model.safetensors or the .pth)")
     g.add_argument("--base", default=KLEIN_BASE, help=f"base pipeline hub id or folder (default {KLEIN_BASE})")
     g.add_argument("--precision", default="faithful", choices=["faithful", "bf16", "fp32"], help="see `rdmeval generate --help`")
-    g.add_argument("--device", help="cuda, cuda:1 or cpu (default: cuda if available; LOCAL_RANK under torchrun)")
+    g.add_argument("--device", help="cuda, cuda:1 or cpu (default: cuda if available, LOCAL_RANK under torchrun; else the CPU, "
+                        "with a warning giving the expected time per image: --device cpu runs there without it)")
     g.add_argument("--rng-device", help="device whose RNG draws the noise (default cuda if available)")
     g.add_argument("--batch-size", type=int, help="images per forward pass for every benchmark (default: the suite's, as the reference)")
     g.add_argument("--prompts-file", action="append", metavar="BENCHMARK=PATH", help="local copy of a benchmark's prompt file (repeatable)")
