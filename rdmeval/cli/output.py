@@ -12,7 +12,8 @@ about their own internals (mmdet's "checkpoint is None, use COCO classes by defa
 the user's run. While a command runs (and only then: nothing changes when rdmeval is imported as a
 library) the CLI holds back
 
-- Python warnings attributed to a file outside the rdmeval package (rdmeval's own are shown);
+- Python warnings attributed to a file outside the rdmeval package (rdmeval's own are shown, and so is
+  a library's warning attributed to the rdmeval line that called it: it is about that call);
 - records below ERROR of the third-party loggers (:data:`LIBRARY_LOGGERS` and mmengine's
   ``MMLogger``); errors are shown;
 - the model-loading progress bars of transformers and diffusers (huggingface_hub's download bars
