@@ -134,3 +134,20 @@ def test_verbose_holds_nothing_back(recwarn, caplog, capsys):
     assert [str(w.message) for w in recwarn] == ["noise"]  # on to whatever shows warnings (here pytest)
     assert "a diffusers warning" in caplog.text
     assert "hidden" not in capsys.readouterr().err
+
+
+def test_no_progress_turns_the_hubs_download_bars_off_for_the_command():
+    from huggingface_hub.utils import are_progress_bars_disabled
+
+    from rdmeval.cli.main import build_parser
+    from rdmeval.cli.output import wants_progress
+
+    before = are_progress_bars_disabled()
+    with command_output(verbose=False, progress=False):
+        assert are_progress_bars_disabled()
+    assert are_progress_bars_disabled() == before
+    parse = build_parser().parse_args
+    assert not wants_progress(parse(["generate", "--model", "dummy", "--prompts", "x", "--out", "o", "--no-progress"]))
+    assert wants_progress(parse(["generate", "--model", "dummy", "--prompts", "x", "--out", "o"]))
+    assert not wants_progress(parse(["demo"])) and wants_progress(parse(["demo", "--progress"]))
+    assert wants_progress(parse(["audit", "--benchmark", "b", "--pool", "p", "--out", "o"]))  # default: a terminal decides
