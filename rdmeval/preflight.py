@@ -132,7 +132,8 @@ def check_base(base: str) -> Missing | None:
     if not offline() or _hub_cached(base, ("model_index.json",)):
         return None
     return Missing(what, "not in the Hugging Face cache and downloads are off (its weights are fetched from the hub)",
-                   f"pass --base FOLDER (a local copy of the pipeline), {GO_ONLINE}")
+                   f"pass --base FOLDER (a local copy of the pipeline: `hf download {base} --local-dir FOLDER` where "
+                   f"there is network), {GO_ONLINE}")
 
 
 def check_weights(weights: str | None) -> Missing | None:

@@ -170,6 +170,7 @@ def _score_all(jobs: list[Job], opts: ReproduceOptions, runs: dict[tuple[str, st
             else:
                 need.setdefault(name, []).append(run)
     for name, todo in need.items():
+        _log(f"load scorer {name} for {len(todo)} run{'s' if len(todo) != 1 else ''} ...")
         scorer = SCORERS.get(name)(scorer_options(opts))
         for run in todo:
             _log(f"score {name} {run}")
@@ -207,6 +208,7 @@ def reproduce(suite: Suite, opts: ReproduceOptions) -> Path | None:
         return None
     from rdmeval.results.table import build_table, save_table
 
+    _log("table and report ...")
     table = save_table(build_table(opts.out), opts.out)  # OUT/table.json + OUT/table.md; the report reads table.json
     from rdmeval.report import build_report
 
@@ -240,6 +242,7 @@ def smoke_options(suite: Suite, opts: ReproduceOptions, fixtures: Path) -> Repro
     from rdmeval.fixtures.tiny_clip import build_tiny_clip
     from rdmeval.fixtures.tiny_klein import build_tiny_klein
 
+    _log(f"smoke run: building the tiny offline models (klein, CLIP) in {fixtures} ...")
     klein = build_tiny_klein(fixtures / "tiny-klein")
     clip_dir = fixtures / "tiny-clip"
     if not (clip_dir / "config.json").exists():

@@ -115,4 +115,4 @@ def add_verbose_flag(sub: argparse._SubParsersAction) -> None:
             add_verbose_flag(action)
         if not nested and "-v" not in parser._option_string_actions and "-" in parser.prefix_chars:
             parser.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
-                                help="show the traceback of an error (also RDMEVAL_DEBUG=1)")
+                                help="show third-party warnings and log lines, and the traceback of an error (also RDMEVAL_DEBUG=1)")

@@ -46,7 +46,8 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
                    help="diffusers models only: override the preset's guidance scale (or the pipeline's default; recorded)")
     g.add_argument("--precision", default="faithful", choices=["faithful", "bf16", "fp32"],
                    help="faithful: fp32 DiT under bf16 autocast, bf16 VAE and text encoder (the reference regime, default); bf16: all bf16 (fast); fp32: strict parity")
-    g.add_argument("--device", help="cuda, cuda:1 or cpu (default: cuda if available; LOCAL_RANK under torchrun)")
+    g.add_argument("--device", help="cuda, cuda:1 or cpu (default: cuda if available, LOCAL_RANK under torchrun; else the CPU, "
+                        "with a warning giving the expected time per image: --device cpu runs there without it)")
     g.add_argument("--compile", action="store_true", help="torch.compile the transformer")
     g.add_argument("--resolution", type=int,
                    help="image height and width (default: the model's: klein 512, a diffusers preset its native size)")

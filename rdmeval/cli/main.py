@@ -11,6 +11,7 @@ from typing import Sequence
 
 from rdmeval import __version__
 from rdmeval.cli.failures import add_verbose_flag, explain, worker_error
+from rdmeval.cli.output import command_output, wants_progress
 from rdmeval.errors import RdmevalError
 from rdmeval.provenance import set_command
 
@@ -54,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"rdmeval {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="show the traceback of an error (also RDMEVAL_DEBUG=1)")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="show third-party warnings and log lines, and the traceback of an error (also RDMEVAL_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:  # each module keeps its heavy imports inside run()
         importlib.import_module(f"rdmeval.cli.{name}").register(sub)
@@ -71,7 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0 if args.command is None else 2
     debug = getattr(args, "verbose", False) or os.environ.get("RDMEVAL_DEBUG", "") not in ("", "0")
     try:
-        return int(args.func(args) or 0)
+        with command_output(verbose=debug, progress=wants_progress(args)):  # status lines; third parties quiet unless -v
+            return int(args.func(args) or 0)
     except BrokenPipeError:
         # the reader of our output went away (`rdmeval env | head -n 3`): stop quietly, as shell tools do
         try:

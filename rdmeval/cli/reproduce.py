@@ -91,7 +91,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="a local copy of a swap preset's UNet/transformer file (dmd2-sdxl-1step, sdxl-lightning-1step; repeatable)")
     g.add_argument("--precision", default="faithful", choices=["faithful", "bf16", "fp32"],
                    help="see `rdmeval generate --help`; for diffusers presets faithful is the model card's dtype")
-    g.add_argument("--device", help="cuda, cuda:1 or cpu (default: cuda if available; LOCAL_RANK under torchrun)")
+    g.add_argument("--device", help="cuda, cuda:1 or cpu (default: cuda if available, LOCAL_RANK under torchrun; else the CPU, "
+                        "with a warning giving the expected time per image: --device cpu runs there without it)")
     g.add_argument("--rng-device", help="device whose RNG draws the noise (default cuda if available)")
     g.add_argument("--batch-size", type=int, help="images per forward pass for every benchmark (default: the suite's, as the reference)")
     g.add_argument("--prompts-file", action="append", metavar="BENCHMARK=PATH", help="local copy of a benchmark's prompt file (repeatable)")

@@ -40,6 +40,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import logging
 import os
 import warnings
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ from rdmeval.generators.text_encoder import DEFAULT_TEXT_LAYERS, PromptEncoder, 
 if TYPE_CHECKING:
     from rdmeval.generators.registry import GeneratorOptions
 
+log = logging.getLogger(__name__)
 PRESET_STEPS: dict[str, int] = {"teacher": 4, "naive": 1, "student": 1}
 PIPELINE_CLASS = "Flux2KleinPipeline"
 # What a hub snapshot needs; never the 8 GB BFL-format file at the repo root.
@@ -116,8 +118,22 @@ def _looks_like_path(base: str) -> bool:
     return base.startswith(("/", ".", "~")) or base.count("/") != 1
 
 
-def resolve_base(base: str, *, need_transformer: bool) -> tuple[Path, dict[str, Any]]:
-    """A local pipeline folder for ``--base`` (a folder, or a hub id fetched/cached with huggingface_hub)."""
+def hub_unreachable(base: str, exc: BaseException) -> RdmevalError:
+    """The one-line error for a hub id whose files cannot be fetched (offline, gated, 404, HTTP errors)."""
+    first = (str(exc).strip().splitlines() or [""])[0]
+    first = first if len(first) <= 160 else first[:157].rstrip() + "..."
+    return RdmevalError(
+        f"--base {base}: the pipeline's weights are fetched from the Hugging Face hub, which did not give them "
+        f"({type(exc).__name__}{': ' + first if first else ''}). Pass a local copy with --base FOLDER (made where "
+        f"there is network with `hf download {base} --local-dir FOLDER`), or run with network access "
+        "(and `hf auth login` if the repo is gated)"
+    )
+
+
+def resolve_base(base: str, *, need_transformer: bool, configs_only: bool = False) -> tuple[Path, dict[str, Any]]:
+    """A local pipeline folder for ``--base`` (a folder, or a hub id fetched/cached with huggingface_hub).
+
+    ``configs_only``: fetch only ``model_index.json`` and the components' ``config.json`` (a few kB)."""
     path = Path(base).expanduser()
     if path.is_dir():
         local, info = path.resolve(), {"source": "local", "path": str(path.resolve())}
@@ -126,15 +142,12 @@ def resolve_base(base: str, *, need_transformer: bool) -> tuple[Path, dict[str, 
     else:
         from huggingface_hub import snapshot_download
 
-        patterns = _HUB_PATTERNS + (["transformer/*"] if need_transformer else [])
+        patterns = ["model_index.json", "*/config.json"] if configs_only else (
+            _HUB_PATTERNS + (["transformer/*"] if need_transformer else []))
         try:
             local = Path(snapshot_download(repo_id=base, allow_patterns=patterns))
         except Exception as exc:  # huggingface_hub raises many kinds (offline, gated, 404, HTTP)
-            raise RdmevalError(
-                f"--base {base}: cannot get the pipeline from the Hugging Face hub ({type(exc).__name__}: "
-                f"{str(exc).splitlines()[0] if str(exc) else ''}). Run once with network access (and `hf auth login` "
-                "if the repo is gated), or pass a local pipeline folder."
-            ) from None
+            raise hub_unreachable(base, exc) from None
         info = {"source": "hub", "repo_id": base, "revision": local.name}
     index_path = local / "model_index.json"
     try:
@@ -203,6 +216,13 @@ class KleinGenerator:
 
         r = REGIMES[precision]
         dev = resolve_device(device)
+        if device is None and dev.type == "cpu":  # not chosen: say what the CPU costs, before any weight loads
+            from rdmeval.generators.cpu_cost import warn_if_cpu_is_slow
+
+            warn_if_cpu_is_slow(resolve_base(base, need_transformer=False, configs_only=True)[0], preset=preset,
+                                steps=steps, height=height, width=width, ctx_len=ctx_len, text_layers=text_layers,
+                                precision=r.name, weight_dtype=r.dit_dtype, autocast=r.autocast)
+        log.info("loading FLUX.2 [klein] %s (%d step%s) from %s on %s ...", preset, steps, "s" if steps != 1 else "", base, dev)
         local, base_info = resolve_base(base, need_transformer=weights is None)
         scheduler = FlowMatchEulerDiscreteScheduler.from_pretrained(local, subfolder="scheduler")
         tokenizer = AutoTokenizer.from_pretrained(local / "tokenizer")
@@ -330,6 +350,7 @@ class KleinGenerator:
         if self.weights_path and self._weights_sha256 is None:
             from rdmeval.io import sha256_file
 
+            log.info("hashing the student weights %s (sha256, for the manifest) ...", Path(self.weights_path).name)
             self._weights_sha256 = sha256_file(self.weights_path)
         return self._weights_sha256
 

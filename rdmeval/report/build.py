@@ -35,6 +35,7 @@ from rdmeval.report.step_charts import step_figures, sweep_gallery_models
 from rdmeval.results.heldout_section import SECTION_KEY as HELDOUT_SECTION, section_models
 from rdmeval.results.saved import TABLE_JSON, load_saved_table, rows_newer_than_saved, saved_table_path
 from rdmeval.results.table import SHOWN, ResultsTable, RunRoot, build_table, read_run_root, scorer_family
+from rdmeval.standin import STANDIN_NOTE
 
 MARKER = ".rdmeval-report"
 DEFAULT_THUMB = 256
@@ -77,7 +78,8 @@ def _task_figures(table: ResultsTable, dest: Path) -> list[Figure]:
         missing = [f"{m}: {s.cells[('overall', m)].shown()}" for m in s.col_keys if s.cells[("overall", m)].value is None
                    or s.cells[("overall", m)].status not in SHOWN]
         figures.append(Figure(name, s.title, "Accuracy per task (%), error bars: the scorer's bootstrap interval; "
-                              "diamonds: published figures." + (" No bar: " + "; ".join(missing) if missing else "")))
+                              "diamonds: published figures." + (" No bar: " + "; ".join(missing) if missing else "")
+                              + (f" {STANDIN_NOTE}" if STANDIN_NOTE in s.notes else "")))
     return figures
 
 

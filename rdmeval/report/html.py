@@ -13,6 +13,7 @@ from rdmeval.provenance import shown_path
 from rdmeval.report.gallery import Gallery, GalleryPrompt
 from rdmeval.report.paper_html import PAPER_FILES, paper_table_html
 from rdmeval.results.table import OK, SHOWN, TEXT, ResultsTable, Section
+from rdmeval.standin import STANDIN_NOTE
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,7 @@ def gallery_html(g: Gallery, all_models: Sequence[str], thumb_size: int) -> str:
         f'<section class="gallery" id="gallery-{_attr(g.benchmark)}" data-benchmark="{_attr(g.benchmark)}">',
         f"<h3>{escape(g.benchmark)}{'' if g.prompt_set == g.benchmark else f' ({escape(g.prompt_set)} prompts)'}: "
         f"{len(g.prompts)} prompts, failures first</h3>",
+        (f'<p class="why standin">{escape(STANDIN_NOTE)}</p>' if g.standin else ""),
         (f'<ul class="notes">{missing}</ul>' if missing else ""),
         '<div class="controls" role="toolbar">' + "".join(buttons)
         + '<label><input type="checkbox" class="failures-only"> failures only</label>'
@@ -203,6 +205,7 @@ article.prompt > header { margin-bottom: 6px; }
 .model-row figure.fail figcaption { color: var(--bad); }
 .absent { color: var(--muted); font-style: italic; padding-top: 4px; }
 p.why { color: var(--muted); font-style: italic; }
+p.standin { color: #8a4b00; font-style: normal; font-weight: 600; }
 """
 
 JS = """\

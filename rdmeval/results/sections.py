@@ -51,6 +51,7 @@ from rdmeval.results.table_model import (
     _num,
     fmt_number,
 )
+from rdmeval.standin import STANDIN_NOTE, rows_have_standin
 
 
 def _why_not_scored(run_dir: Path) -> tuple[str, int | None, int | None]:
@@ -447,5 +448,8 @@ def build_table(
     heldout = heldout_section(rr, *pairs[0], n_resamples, seed) if pairs else None  # only with held-out runs
     if heldout is not None:
         sections.insert(-1, heldout)
+    if "protocol" in rr.rows and rows_have_standin(rr.rows["protocol"]):  # a smoke run: say it where GenEval shows
+        for s in sections[:-1]:
+            s.notes.insert(0, STANDIN_NOTE)
     # the run root by its folder name: a table cites no path of the machine that made it
     return ResultsTable(run_root=rr.root.resolve().name, published_version=pub.version, sections=sections)

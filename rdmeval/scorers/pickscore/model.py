@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -225,6 +226,7 @@ class PickScorer:
 
         if image_backend not in IMAGE_BACKENDS:
             raise RdmevalError(f"--image-backend {image_backend!r}: choose one of {', '.join(IMAGE_BACKENDS)}")
+        logging.getLogger(__name__).info("loading the PickScore model %s ...", model)
         try:
             clip = transformers.AutoModel.from_pretrained(model, revision=model_revision, dtype=torch.float32)
         except (OSError, ValueError) as exc:
