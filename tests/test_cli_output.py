@@ -151,3 +151,21 @@ def test_no_progress_turns_the_hubs_download_bars_off_for_the_command():
     assert wants_progress(parse(["generate", "--model", "dummy", "--prompts", "x", "--out", "o"]))
     assert not wants_progress(parse(["demo"])) and wants_progress(parse(["demo", "--progress"]))
     assert wants_progress(parse(["audit", "--benchmark", "b", "--pool", "p", "--out", "o"]))  # default: a terminal decides
+
+
+def test_building_the_parser_imports_neither_torch_nor_pandas() -> None:
+    # the first status line of any command comes after the parser: it must not wait for torch (~1 s) or pandas
+    import subprocess
+    import sys
+
+    code = ("import sys; from rdmeval.cli.main import build_parser; build_parser(); "
+            "print(sorted(m for m in ('torch', 'pandas', 'diffusers', 'transformers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_pickscore_defaults_match_the_model_module() -> None:
+    from rdmeval.scorers.pickscore import defaults, model
+
+    assert tuple(model.DTYPES) == defaults.DTYPE_NAMES
+    assert model.DEFAULT_MODEL == defaults.DEFAULT_MODEL and model.IMAGE_BACKENDS == defaults.IMAGE_BACKENDS

@@ -5,10 +5,8 @@ from __future__ import annotations
 import argparse
 
 from rdmeval.errors import RdmevalError
-from rdmeval.generators.noise import SeedPolicy, default_rng_device
 from rdmeval.generators.diffusers_presets import is_diffusers_model
 from rdmeval.generators.registry import KLEIN_BASE, MODELS, GeneratorOptions, build_generator, default_resolution, is_model
-from rdmeval.generation import generate_run
 from rdmeval.prompts import load_prompt_set
 from rdmeval.protocol import DEFAULT, help_text, protocol_for
 
@@ -109,6 +107,9 @@ def run(args: argparse.Namespace) -> int:
     proto = protocol_for(prompt_set)
     ctx_len = proto.ctx_len if args.ctx_len is None else args.ctx_len
     n_per_prompt = proto.n_per_prompt if args.n_per_prompt is None else args.n_per_prompt
+    from rdmeval.generation import generate_run
+    from rdmeval.generators.noise import SeedPolicy, default_rng_device
+
     seeds = SeedPolicy.parse(args.seed_policy) if args.seed_policy else proto.seed_policy
     batch_size = proto.batch_size if args.batch_size is None else args.batch_size
     resolution = args.resolution if args.resolution is not None else default_resolution(args.model)

@@ -9,7 +9,7 @@ from typing import Any, Callable
 from rdmeval.api import Generator, Registry
 from rdmeval.errors import RdmevalError
 from rdmeval.generators.diffusers_presets import DIFFUSERS_PREFIX, PRESETS, is_diffusers_model, native_resolution
-from rdmeval.generators.text_encoder import DEFAULT_TEXT_LAYERS
+from rdmeval.generators.text_layers import DEFAULT_TEXT_LAYERS
 
 KLEIN_BASE = "black-forest-labs/FLUX.2-klein-4B"
 

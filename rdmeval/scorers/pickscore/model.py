@@ -28,13 +28,11 @@ import torch
 from rdmeval.errors import RdmevalError
 from rdmeval.scorers.pickscore.functional import pickscore_from_embeddings
 
-DEFAULT_MODEL = "yuvalkirstain/PickScore_v1"
-DEFAULT_PROCESSOR = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
+from rdmeval.scorers.pickscore.defaults import DEFAULT_BATCH_SIZE, DEFAULT_MODEL, DEFAULT_PROCESSOR, IMAGE_BACKENDS  # noqa: E402
+
 MAX_LENGTH = 77
-DEFAULT_BATCH_SIZE = 64
 DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 FLOAT_RULES = ("refuse", "round", "truncate")
-IMAGE_BACKENDS = ("auto", "torchvision", "pil")
 
 
 # ----- images --------------------------------------------------------------------------------------
