@@ -56,7 +56,7 @@ def _pack(z):
     return out
 
 
-def _reference(folder, noise, *, packed=False, components=None, scheduler=None, **kwargs):
+def _reference(folder, noise, *, packed=False, components=None, scheduler=None, prompts=PROMPTS, **kwargs):
     from diffusers import DiffusionPipeline
 
     pipe = DiffusionPipeline.from_pretrained(folder, **(components or {}))
@@ -64,7 +64,7 @@ def _reference(folder, noise, *, packed=False, components=None, scheduler=None, 
         pipe.scheduler = scheduler(pipe.scheduler.config)
     pipe.set_progress_bar_config(disable=True)
     latents = _pack(noise) if packed else noise
-    images = pipe(prompt=PROMPTS, latents=latents, generator=_generators(noise), height=SIZE, width=SIZE,
+    images = pipe(prompt=list(prompts), latents=latents, generator=_generators(noise), height=SIZE, width=SIZE,
                   output_type="pil", **kwargs).images
     return np.stack([np.asarray(im) for im in images])
 
@@ -108,7 +108,12 @@ def test_sana_sprint_second_step_uses_the_per_image_generators(field):
     other = _reference(field["sana-sprint"], noise, num_inference_steps=2, use_resolution_binning=False)
     assert np.array_equal(ours, other)
     swapped = gen.generate(PROMPTS[::-1], noise.flip(0))  # each image keeps its own prompt and noise
-    assert np.array_equal(swapped[::-1], ours)
+    assert np.array_equal(swapped, _reference(field["sana-sprint"], noise.flip(0), prompts=PROMPTS[::-1], num_inference_steps=2,
+                                              use_resolution_binning=False))
+    # a batch's row order may change the last bits (CPU kernels block rows differently), not the image: a
+    # second-step noise drawn by batch position instead of by image would change it completely
+    diff = np.abs(swapped[::-1].astype(int) - ours.astype(int))
+    assert diff.max() <= 2, diff.max()
 
 
 def _unet_with(folder, state_dict):
