@@ -191,3 +191,12 @@ def test_the_released_battery_comes_from_the_encoders_module(monkeypatch):
     assert list(load_battery(released, torch.device("cpu"))) == list(tiny.encoders)
     assert calls == [(tiny.encoders, "cpu")]
     assert tuple(s.name for s in encoders.RELEASED_BATTERY) == get_config("flux_geall").encoders
+
+
+def test_export_to_a_folder_is_a_one_line_error_naming_the_file_to_pass(tmp_path):
+    """--out DIR used to fail in os.replace with the temporary file's absolute path in the message."""
+    toy = Trainer(get_config("debug"), build_toy_task(get_config("debug")))
+    ckpt = save_milestone(toy.state_dict(), tmp_path / "run")
+    with pytest.raises(CheckpointError, match=r"is a folder; pass the \.safetensors file to write, e\.g\. .*model\.safetensors"):
+        export_student(ckpt, tmp_path / "run")
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [ckpt.name]
