@@ -200,3 +200,13 @@ def test_export_to_a_folder_is_a_one_line_error_naming_the_file_to_pass(tmp_path
     with pytest.raises(CheckpointError, match=r"is a folder; pass the \.safetensors file to write, e\.g\. .*model\.safetensors"):
         export_student(ckpt, tmp_path / "run")
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [ckpt.name]
+
+
+@pytest.mark.parametrize("content", [b'{"name": "flux_tiny"}', b"PK\x03\x04 truncated"])
+def test_export_of_a_file_that_is_no_checkpoint_says_so(tmp_path, content):
+    """`rdmeval train export RUN/config.json` used to blame mmap and _use_new_zipfile_serialization."""
+    bad = tmp_path / "config.json"
+    bad.write_bytes(content)
+    with pytest.raises(CheckpointError, match=r"is not a torch\.save checkpoint .*step_XXXXXXX\.pt") as info:
+        export_student(bad, tmp_path / "model.safetensors")
+    assert "mmap" not in str(info.value)
