@@ -207,3 +207,12 @@ def test_rdmeval_train_tables_is_the_same_command(tmp_path, tiny_klein, capsys):
     with pytest.raises(SystemExit):
         rdmeval_main(["train", "tables", "--help"])
     assert "usage: rdmeval train tables" in capsys.readouterr().out
+
+
+def test_tables_help_examples_name_the_command_that_shows_them():
+    """rdmeval train tables --help used to show `python -m rdmeval.distill.tables_cli ...` examples."""
+    from rdmeval.distill.tables_cli import build_parser
+
+    examples = build_parser(prog="rdmeval train tables").format_help().split("examples:")[1]
+    assert "rdmeval train tables --pool demo --base" in examples and "python -m" not in examples
+    assert "python -m rdmeval.distill.tables_cli --pool demo" in build_parser().format_help()

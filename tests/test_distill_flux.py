@@ -191,3 +191,22 @@ def test_the_released_battery_comes_from_the_encoders_module(monkeypatch):
     assert list(load_battery(released, torch.device("cpu"))) == list(tiny.encoders)
     assert calls == [(tiny.encoders, "cpu")]
     assert tuple(s.name for s in encoders.RELEASED_BATTERY) == get_config("flux_geall").encoders
+
+
+def test_export_to_a_folder_is_a_one_line_error_naming_the_file_to_pass(tmp_path):
+    """--out DIR used to fail in os.replace with the temporary file's absolute path in the message."""
+    toy = Trainer(get_config("debug"), build_toy_task(get_config("debug")))
+    ckpt = save_milestone(toy.state_dict(), tmp_path / "run")
+    with pytest.raises(CheckpointError, match=r"is a folder; pass the \.safetensors file to write, e\.g\. .*model\.safetensors"):
+        export_student(ckpt, tmp_path / "run")
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [ckpt.name]
+
+
+@pytest.mark.parametrize("content", [b'{"name": "flux_tiny"}', b"PK\x03\x04 truncated"])
+def test_export_of_a_file_that_is_no_checkpoint_says_so(tmp_path, content):
+    """`rdmeval train export RUN/config.json` used to blame mmap and _use_new_zipfile_serialization."""
+    bad = tmp_path / "config.json"
+    bad.write_bytes(content)
+    with pytest.raises(CheckpointError, match=r"is not a torch\.save checkpoint .*step_XXXXXXX\.pt") as info:
+        export_student(bad, tmp_path / "model.safetensors")
+    assert "mmap" not in str(info.value)

@@ -19,7 +19,7 @@ formats (.safetensors, .pth) and both namings (BFL, diffusers). Its images are n
 tests code paths, not image quality. Deterministic; needs no network.
 
   rdmeval fixtures tiny-field /tmp/tiny-field             # the one-step field's families
-  rdmeval generate --model sdxl-turbo --base /tmp/tiny-field/sdxl-turbo --prompts demo-captions \
+  rdmeval generate --model sdxl-turbo --base /tmp/tiny-field/sdxl-turbo --prompts demo-captions \\
       --out /tmp/tiny-turbo --resolution 64 --device cpu --rng-device cpu --precision fp32
 
 tiny-field holds one folder per family (flux, sd3, sdxl-turbo, sdxl-base, sana-sprint: the real pipeline

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,10 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(
+            f"{path} is not a torch.save checkpoint (not a zip archive, or truncated); pass a run folder or one of its step_XXXXXXX.pt milestones"
+        )
     try:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as exc:
@@ -106,6 +111,9 @@ def export_student(checkpoint: str | os.PathLike[str], out: str | os.PathLike[st
     from rdmeval.generators.weights import diffusers_to_bfl
 
     path = Path(checkpoint)
+    target = Path(out)
+    if target.is_dir():
+        raise CheckpointError(f"--out {target} is a folder; pass the .safetensors file to write, e.g. {target / 'model.safetensors'}")
     state = read_checkpoint(path)
     config = state.get("config") or {}
     if config.get("model") != "flux":
@@ -115,7 +123,6 @@ def export_student(checkpoint: str | os.PathLike[str], out: str | os.PathLike[st
     bfl = diffusers_to_bfl({k: v for k, v in state["model"].items()})
     tensors = {f"model.{k}": v.detach().to(torch.bfloat16).contiguous() for k, v in sorted(bfl.items())}
     meta = {"format": EXPORT_FORMAT, "config": str(config.get("name")), "step": str(int(state["step"])), "source": path.name}
-    target = Path(out)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{target.name}.", suffix=TEMP_SUFFIX, dir=target.parent)
     os.close(fd)

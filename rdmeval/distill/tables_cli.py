@@ -17,15 +17,15 @@ from rdmeval.errors import RdmevalError
 EPILOG = """\
 examples:
   # the released student's generator pool: COCO train2014 first captions + GenEval x32 (100,479 rows)
-  python -m rdmeval.distill.tables_cli --pool rdm-s180-generator \\
+  {prog} --pool rdm-s180-generator \\
       --set coco-train2014.path=/data/coco/annotations/captions_train2014.json --out assets/geall
 
   # only the τ table, with another SigLIP2 text tower
-  python -m rdmeval.distill.tables_cli --pool rdm-s180-generator --only tau \\
+  {prog} --pool rdm-s180-generator --only tau \\
       --text-model ViT-SO400M-16-SigLIP2-384 --text-pretrained webli --out assets/geall
 
   # the offline demo pool on the tiny klein fixture (rdmeval fixtures tiny-klein /tmp/tiny-klein)
-  python -m rdmeval.distill.tables_cli --pool demo --base /tmp/tiny-klein/klein --only ctx --device cpu --out /tmp/demo-tables
+  {prog} --pool demo --base /tmp/tiny-klein/klein --only ctx --device cpu --out /tmp/demo-tables
 
 outputs: OUT/ctx and OUT/tau, each a folder of table.json, index.npy and shard-NNNNN.npy files,
 row-aligned with the pool (same prompts_sha256).
@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def build_parser(prog: str = "python -m rdmeval.distill.tables_cli") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__, epilog=EPILOG,
+    p = argparse.ArgumentParser(prog=prog, description=__doc__, epilog=EPILOG.format(prog=prog),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(p)
     return p
