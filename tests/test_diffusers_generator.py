@@ -269,3 +269,10 @@ def test_any_pipeline_with_weights_swaps_its_denoiser(field):
                      num_inference_steps=1, guidance_scale=0.0)
     assert np.array_equal(gen.generate(PROMPTS, noise), ref)
     assert gen.describe()["weights"]["component"] == "unet"
+
+
+def test_hub_errors_do_not_point_at_a_stack_trace_rdmeval_does_not_print():
+    from rdmeval.generators.diffusers_load import _first_line
+
+    exc = OSError("Cannot load model a/b: not cached locally. Please check out the root cause in the stacktrace above.\nmore")
+    assert _first_line(exc) == "OSError: Cannot load model a/b: not cached locally."

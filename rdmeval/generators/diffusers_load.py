@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,11 @@ from rdmeval.generators.weights import SHOW, WeightsError, read_state_dict, stri
 
 
 def _first_line(exc: BaseException) -> str:
+    """The error's first line, without pointers to a stack trace that rdmeval does not print."""
     text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
+    line = text.splitlines()[0] if text else ""
+    line = re.sub(r"\s*Please check out the root cause in the stacktrace above\.?", "", line).strip()
+    return f"{type(exc).__name__}: {line}"
 
 
 def is_local(source: str) -> bool:
