@@ -210,3 +210,20 @@ def test_export_of_a_file_that_is_no_checkpoint_says_so(tmp_path, content):
     with pytest.raises(CheckpointError, match=r"is not a torch\.save checkpoint .*step_XXXXXXX\.pt") as info:
         export_student(bad, tmp_path / "model.safetensors")
     assert "mmap" not in str(info.value)
+
+
+def test_resume_needs_the_same_training_data_wherever_it_lies(tmp_path, tiny_flux_assets):
+    from rdmeval.distill.reference import load_bundle, save_bundle
+    from rdmeval.distill.run import TrainOptions, train
+
+    out = tmp_path / "run"
+    train(TrainOptions(config="flux_tiny", out=str(out), steps=1, assets=str(tiny_flux_assets), device="cpu", progress=False))
+    moved = tmp_path / "moved"  # the same files elsewhere: a resume is fine
+    shutil.copytree(tiny_flux_assets, moved)
+    trainer = train(TrainOptions(config="flux_tiny", out=str(out), steps=2, resume=True, assets=str(moved), device="cpu",
+                                 progress=False))
+    assert trainer.step == 2
+    bundle = load_bundle(moved / "bundles" / "tiny_cls.safetensors")  # another reference for one encoder
+    save_bundle(moved / "bundles" / "tiny_cls.safetensors", replace(bundle, alpha=bundle.alpha * 2))
+    with pytest.raises(CheckpointError, match=r"assets differ .*bundle tiny_cls"):
+        train(TrainOptions(config="flux_tiny", out=str(out), steps=3, resume=True, assets=str(moved), device="cpu", progress=False))

@@ -100,7 +100,42 @@ def build_task(config: TrainConfig, opts: TrainOptions):
 
     assets = resolve_assets(config, assets=opts.assets, base=opts.base, ctx_table=opts.ctx_table,
                             text_table=opts.text_table, bundles=opts.bundles)
-    return build_flux_task(config, assets, device=resolve_device(opts.device)), assets.describe()
+    task = build_flux_task(config, assets, device=resolve_device(opts.device))
+    return task, {**assets.describe(), "identity": assets_identity(config, assets)}
+
+
+def assets_identity(config: TrainConfig, assets: Any) -> dict[str, Any]:
+    """What the training data are, independent of where the files lie: the tables' prompts and shapes,
+    and each bundle file's sha256 (a resumed run must train on the same data)."""
+    from rdmeval.distill.tables import Table
+    from rdmeval.io import sha256_file
+
+    def table(folder: Path | None) -> dict[str, Any] | None:
+        if folder is None:
+            return None
+        t = Table(folder)
+        return {"rows": len(t), "row_shape": list(t.row_shape), "prompts_sha256": t.prompts_sha256}
+
+    return {"ctx": table(assets.ctx_table), "tau": table(assets.text_table),
+            "bundles": {name: sha256_file(assets.bundle_path(name)) for name in config.encoders}}
+
+
+def _check_same_data(out: Path, assets: dict[str, Any]) -> None:
+    """Refuse to resume on other training data than the run's (paths may differ; contents may not)."""
+    path = out / "config.json"
+    if not path.is_file():
+        return
+    before = (json.loads(path.read_text()).get("assets") or {}).get("identity")
+    now = assets.get("identity")
+    if before is None or now is None or before == now:
+        return
+    changed = [k for k in ("ctx", "tau") if before.get(k) != now.get(k)]
+    changed += [f"bundle {n}" for n in sorted(set(before.get("bundles", {})) | set(now.get("bundles", {})))
+                if before.get("bundles", {}).get(n) != now.get("bundles", {}).get(n)]
+    raise CheckpointError(
+        f"--resume: the assets differ from those {out.name} was trained on ({', '.join(changed)}); resume with the same "
+        f"tables and bundles, or start a new --out"
+    )
 
 
 def _kept_lines(path: Path, upto: int, step_of: Callable[[str], int]) -> list[str]:
@@ -122,6 +157,8 @@ def train(opts: TrainOptions, *, on_step: Callable[[StepResult], None] | None = 
         raise CheckpointError(f"--resume: {out} holds no step_XXXXXXX.pt checkpoint; run without --resume to start")
 
     task, assets = build_task(config, opts)
+    if found is not None:
+        _check_same_data(out, assets)
     trainer = Trainer(config, task)
     losses_path, metrics_path = out / "losses.txt", out / "metrics.jsonl"
     if found is not None:
