@@ -208,3 +208,31 @@ def test_joint_feature_moves_tau_to_the_features_device_and_dtype():
     tau = torch.randn(3, 2)  # CPU, fp32: the text table usually lives on the host
     out = joint_feature(img, tau, 0.5)
     assert out.device == img.device and out.dtype == torch.float64 and out.shape == (3, 6)
+
+
+def test_kernel_means_keep_their_digits_on_features_with_a_large_common_offset():
+    """Raw encoder features often share an offset far larger than their spread (here norms ~40,
+    distances ~0.03). The kernel means translate both sides before ‖a‖² + ‖b‖² − 2ab; in float32 they
+    then agree with a float64 difference-based reference to ~1e-6, where the plain expansion is off by
+    ~5e-2 (asserted below, so that the first asserts can fail)."""
+    g = torch.Generator().manual_seed(13)
+    offset = 10.0 * torch.randn(1, 16, generator=g, dtype=D)
+    x = offset + 0.02 * torch.randn(48, 16, generator=g, dtype=D)
+    z = offset + 0.02 * torch.randn(20, 16, generator=g, dtype=D)
+    alpha = torch.rand(20, generator=g, dtype=D)
+    sigma = 0.02
+    gamma = gamma_from_sigma(sigma)
+    x32, z32 = x.float(), z.float()
+    exact_self, exact_cross = _gram(x32.double(), x32.double(), sigma).mean(), _gram(x32.double(), z32.double(), sigma)
+    rel = lambda a, b: abs(float(a) - float(b)) / abs(float(b))  # noqa: E731
+    assert rel(self_mean(x32, gamma, chunk=7), exact_self) < 1e-5
+    assert rel(cross_mean(x32, z32, gamma, chunk=7), exact_cross.mean()) < 1e-5
+    assert rel(weighted_cross_mean(x32, z32, alpha.float(), gamma, chunk=7), (exact_cross @ alpha.float().double()).mean()) < 1e-5
+    plain = torch.exp(-gamma * squared_distances(x32, x32)).mean()  # the expansion on the raw coordinates
+    assert rel(plain, exact_self) > 1e-3
+    # the translation is detached, and distances do not depend on it: the gradient is the plain one
+    xg = x.clone().requires_grad_(True)
+    self_mean(xg, gamma, chunk=5).backward()
+    xr = x.clone().requires_grad_(True)
+    torch.exp(-gamma * ((xr[:, None] - xr[None]) ** 2).sum(-1)).mean().backward()
+    torch.testing.assert_close(xg.grad, xr.grad, rtol=1e-6, atol=1e-9)

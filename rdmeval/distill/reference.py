@@ -22,7 +22,7 @@ from torch import Tensor
 
 from rdmeval.errors import RdmevalError
 from rdmeval.io import atomic_write_bytes
-from rdmeval.distill.kernels import gamma_from_sigma, rbf, self_mean, squared_distances
+from rdmeval.distill.kernels import centre, gamma_from_sigma, rbf, self_mean, squared_distances
 
 JITTER = 1e-6
 BUNDLE_FORMAT = "rdmeval.distill.bundle/1"
@@ -158,13 +158,14 @@ def joint_feature(image_features: Tensor, text_features: Tensor, beta: float) ->
 
 def nystrom_alpha(landmarks: Tensor, pool: Tensor, gamma: float, *, jitter: float = JITTER, chunk: int = 50_000) -> Tensor:
     """α = (K_ZZ + jitter·I)⁻¹ μ̄ in fp64 by Cholesky, μ̄_m = mean over the *whole* pool of k(Z_m, r)."""
-    z = landmarks.double()
-    k_zz = rbf(z, z, gamma) + jitter * torch.eye(z.shape[0], dtype=torch.float64, device=z.device)
-    chol = torch.linalg.cholesky(k_zz)
+    shift = centre(landmarks.double())
+    z = landmarks.double() - shift  # distances are translation-invariant; centred, they keep their digits
     z_sq = (z * z).sum(dim=1)
+    k_zz = rbf(z, z, gamma, z_sq) + jitter * torch.eye(z.shape[0], dtype=torch.float64, device=z.device)
+    chol = torch.linalg.cholesky(k_zz)
     mu = torch.zeros(z.shape[0], dtype=torch.float64, device=z.device)
     for s in range(0, pool.shape[0], chunk):
-        rows = pool[s : s + chunk].to(device=z.device, dtype=torch.float64)
+        rows = pool[s : s + chunk].to(device=z.device, dtype=torch.float64) - shift
         mu += rbf(rows, z, gamma, z_sq).sum(dim=0)
     mu /= pool.shape[0]
     return torch.cholesky_solve(mu[:, None], chol)[:, 0]
