@@ -24,6 +24,7 @@ from rdmeval.distributed import torchrun_group
 from rdmeval.generators.base import Generator
 from rdmeval.generators.noise import NoiseSource, SeedPolicy
 from rdmeval.prompts.schema import PromptSet
+from rdmeval.provenance import current_command
 from rdmeval.api.layout import image_name
 from rdmeval.generators.finite import NonFiniteError
 from rdmeval.store import RunStore, WorkItem, resolve_shard, work_items
@@ -92,6 +93,20 @@ def build_request(generator: Generator, prompt_set: PromptSet, prompt_indices: S
     }
 
 
+def run_provenance(generator: Generator) -> dict[str, Any]:
+    """What the manifest records beside the request (never compared on resume): the command line
+    (``execution.command``) and the generator's :meth:`provenance` if it has one (a klein base folder's hash)."""
+    out: dict[str, Any] = {}
+    command = current_command()
+    if command:
+        out["command"] = command
+    extra = getattr(generator, "provenance", None)
+    found = extra() if callable(extra) else None
+    if found:
+        out["provenance"] = found
+    return out
+
+
 def forward_blocks(items: Sequence[WorkItem], batch_size: int) -> list[list[WorkItem]]:
     """The canonical list cut into consecutive blocks of ``batch_size`` (the last may be shorter)."""
     return [list(items[i : i + batch_size]) for i in range(0, len(items), batch_size)]
@@ -121,6 +136,7 @@ def generate_run(
     noise = NoiseSource(seed_policy, generator.latent_shape, n_prompts=len(prompt_set), n_per_prompt=n_per_prompt, rng_device=rng_device)
     request = build_request(generator, prompt_set, [p.index for p in prompts], n_per_prompt, seed_policy, rng_device, batch_size)
     execution = {"world_size": world, "limit": limit, "prompt_source": prompt_set.source}  # where the prompts were read
+    execution.update(run_provenance(generator) if rank == 0 else {})  # the command, the base's identity
     dist = torchrun_group(shard)
     if dist is not None and rank != 0:
         dist.barrier()  # rank 0 creates (or validates) the run first

@@ -132,7 +132,8 @@ def check_base(base: str) -> Missing | None:
     if not offline() or _hub_cached(base, ("model_index.json",)):
         return None
     return Missing(what, "not in the Hugging Face cache and downloads are off (its weights are fetched from the hub)",
-                   f"pass --base FOLDER (a local copy of the pipeline), {GO_ONLINE}")
+                   f"pass --base FOLDER (a local copy of the pipeline: `hf download {base} --local-dir FOLDER` where "
+                   f"there is network), {GO_ONLINE}")
 
 
 def check_weights(weights: str | None) -> Missing | None:
@@ -249,3 +250,33 @@ def model_inputs(pf: Preflight, presets: set[str], base: str, weights: str | Non
     if presets & {"teacher", "naive", "student"}:
         pf.add("base pipeline", check_base(base))
 
+
+
+def diffusers_inputs(pf: Preflight, name: str, model: str, pipeline: str | None, weights: str | None, *,
+                     base_flag: str = "--base FOLDER", weights_flag: str = "--weights FILE") -> None:
+    """A diffusers model's pipeline (a preset's hub id, or the folder given for it) and its swap weights."""
+    from rdmeval.generators.diffusers_presets import DIFFUSERS_PREFIX, PRESETS
+
+    preset = PRESETS.get(model)
+    source = pipeline or (preset.base if preset else model[len(DIFFUSERS_PREFIX):])
+    what = f"pipeline of {name} ({source})"
+    if not _looks_like_hub_id(source):
+        p = Path(source).expanduser()
+        if not (p / "model_index.json").is_file():
+            why = f"{p} has no model_index.json (not a diffusers pipeline folder)" if p.is_dir() else f"no such folder {p}"
+            pf.add(what, Missing(what, why, f"pass {base_flag} (a diffusers pipeline folder) or a hub id"))
+            return
+        pf.add(what, None)
+    else:
+        cached = _hub_cached(source, ("model_index.json",))
+        pf.add(what, None if cached or not offline() else Missing(
+            what, "not in the Hugging Face cache and downloads are off", f"pass {base_flag} (a local copy), {GO_ONLINE}"))
+    if weights:
+        ok = Path(weights).expanduser().is_file()
+        pf.add(f"weights of {name}", None if ok else Missing(f"weights of {name} {weights}", "no such file", f"check {weights_flag}"))
+    elif preset is not None and preset.swap is not None:
+        swap = preset.swap
+        cached = _hub_cached(swap.repo_id, (swap.filename,))
+        pf.add(f"weights of {name}", None if cached or not offline() else Missing(
+            f"weights of {name} ({swap.repo_id}/{swap.filename})", "not in the Hugging Face cache and downloads are off",
+            f"download it and pass {weights_flag}, {GO_ONLINE}"))

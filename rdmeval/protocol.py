@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rdmeval.api import Benchmark, SeedPolicy
-from rdmeval.generators.noise import PICKAPIC_SEEDS
+from rdmeval.api.benchmark import PICKAPIC_SEEDS
 from rdmeval.prompts.schema import PromptSet
 
 RESOLUTION = 512

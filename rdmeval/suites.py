@@ -9,7 +9,7 @@ from typing import Any
 from rdmeval._assets import asset_dir
 from rdmeval.api import Benchmark, Registry, SeedPolicy
 from rdmeval.errors import RdmevalError
-from rdmeval.generators.registry import MODELS
+from rdmeval.generators.registry import MODELS, is_model
 from rdmeval.specs import SpecError, Where, array_of_tables, check_keys, did_you_mean, from_mapping, read_toml
 from rdmeval.scorers.registry import SCORERS
 
@@ -35,6 +35,7 @@ class Suite:
     benchmarks: tuple[SuiteBenchmark, ...]
     smoke: dict[str, Any]
     source: str
+    sweep_subset: tuple[str, ...] = ()  # benchmarks `rdmeval sweep` runs by default (all when empty)
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "version": self.version, "source": self.source}
@@ -77,6 +78,7 @@ class _SmokeTable:
     n_per_prompt: dict[str, int] = field(default_factory=dict)
     detector_test_scale: list[int] | None = None
     limit: int | None = None
+    also: list[str] = field(default_factory=list)  # suites a smoke run also runs into the same run root
 
 
 @dataclass(frozen=True)
@@ -89,11 +91,22 @@ class _SuiteFile:
     models: list[dict[str, Any]] = field(default_factory=list)
     benchmarks: list[dict[str, Any]] = field(default_factory=list)
     smoke: dict[str, Any] = field(default_factory=dict)
+    sweep_subset: list[str] = field(default_factory=list)
 
 
 def _one_of(value: str, choices: tuple[str, ...] | dict[str, Any], what: str, where: Where) -> None:
     if value not in choices:
         raise SpecError(f"{where}: {what} {value!r} is not one of {', '.join(choices)}{did_you_mean(value, choices)}")
+
+
+def smoke_also_file(suite_file: Path, name: str) -> Path:
+    """A suite named in ``[smoke] also``: a name under benchmarks/, or a path relative to the suite file."""
+    if name.endswith(".toml"):
+        file = (Path(suite_file).parent / name).resolve()
+        if not file.is_file():
+            raise RdmevalError(f"no suite file {name} beside {Path(suite_file).name}")
+        return file
+    return suites().get(name)
 
 
 def load_suite(path: str | Path) -> Suite:
@@ -110,7 +123,8 @@ def load_suite(path: str | Path) -> Suite:
     for i, m in enumerate(suite.models):
         where = top.child("models").item(i)
         model = from_mapping(_ModelTable, m, where)
-        _one_of(model.preset, MODELS, "preset", where)
+        if not is_model(model.preset):
+            _one_of(model.preset, tuple(MODELS) + ("diffusers:<hub id or folder>",), "preset", where)
         models.append(SuiteModel(model.name, model.preset))
     benches = []
     for i, b in enumerate(suite.benchmarks):
@@ -140,6 +154,13 @@ def load_suite(path: str | Path) -> Suite:
     names = [b.name for b in benches]
     for key in ("prompts", "n_per_prompt"):
         check_keys(getattr(smoke, key), names, top.child(f"smoke.{key}"))
+    for name in suite.sweep_subset:
+        _one_of(name, tuple(names), "benchmark", top.child("sweep_subset"))
+    for other in smoke.also:
+        try:
+            smoke_also_file(p, other)
+        except RdmevalError as exc:
+            raise SpecError(f"{top.child('smoke.also')}: {exc}") from None
     return Suite(
         name=suite.name,
         version=suite.version,
@@ -148,4 +169,5 @@ def load_suite(path: str | Path) -> Suite:
         benchmarks=tuple(benches),
         smoke=dict(suite.smoke),
         source=str(p),
+        sweep_subset=tuple(suite.sweep_subset),
     )

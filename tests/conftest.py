@@ -75,6 +75,14 @@ def tiny_klein(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
+def tiny_flux_assets(tiny_klein, tmp_path_factory) -> Path:
+    """flux_tiny's assets (ctx and τ tables, bundles) built from the tiny klein fixture once per session."""
+    from rdmeval.distill.tiny_assets import build_tiny_assets
+
+    return build_tiny_assets(tiny_klein["root"], tmp_path_factory.getbasetemp() / "tiny-flux-assets")
+
+
+@pytest.fixture(scope="session")
 def tiny_clip(tmp_path_factory) -> Path:
     """A tiny random CLIP model + processor folder (PickScore's architecture, built offline)."""
     from rdmeval.fixtures.tiny_clip import build_tiny_clip

@@ -23,10 +23,13 @@ def _gen(out, *extra, prompts="demo-captions") -> int:
 
 
 def _one_line(err: str) -> str:
+    """The error: stderr's last line and its only error line; any line before it is an rdmeval status line
+    (``rdmeval: loading ...``, rdmeval.cli.output), never a traceback or a library's output."""
     lines = err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in err, err
-    assert lines[0].startswith("rdmeval: error: ")
-    return lines[0]
+    assert lines and "Traceback" not in err, err
+    assert all(line.startswith("rdmeval: ") and not line.startswith("rdmeval: error: ") for line in lines[:-1]), err
+    assert lines[-1].startswith("rdmeval: error: ")
+    return lines[-1]
 
 
 def test_out_that_is_an_existing_file(tmp_path, capsys):

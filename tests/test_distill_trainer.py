@@ -135,5 +135,8 @@ def test_cli_trains_writes_losses_and_resumes(tmp_path, capsys):
     straight = _trainer(steps=4)
     expected = "".join(f"{r.step} {r.loss:.10e}\n" for r in (straight.train_step() for _ in range(4)))
     assert (out / "losses.txt").read_text() == expected
+    # milestones at save_freq (4) and at each run's last step (2), kept
+    assert sorted(p.name for p in out.glob("step_*.pt")) == ["step_0000002.pt", "step_0000004.pt"]
+    # the real recipe runs from here too, given its assets; without them the error says what is missing
     assert distill_main(["--config", "flux_geall", "--out", str(tmp_path / "f")]) == 2
-    assert "only toy configs" in capsys.readouterr().err
+    assert "needs its ctx table: pass --assets DIR" in capsys.readouterr().err

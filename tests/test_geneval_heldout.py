@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from rdmeval.contamination.heldout import (
+    HELDOUT_COUNTS,
     HELDOUT_SEED,
     NOT_HELD_OUT,
     RELEASED_POOLS,
@@ -190,8 +191,10 @@ def test_heldout_gets_genevals_protocol():
     assert noise.seed_of(WorkItem(472, 3)) == 46_000_000 + 472 * 100 + 3  # indices over the held-out list
 
 
-def test_make_heldout_command_checks_the_pinned_file(shared_data, capsys, tmp_path):
+def test_make_heldout_command_checks_the_pinned_file(shared_data, capsys, tmp_path, monkeypatch):
     from rdmeval.cli.main import main
+
+    monkeypatch.delenv("RDMEVAL_COCO_TRAIN2014_CAPTIONS", raising=False)  # the pools' COCO block: not checked here
 
     official = str(shared_data / "geneval" / "evaluation_metadata.jsonl")
     assert main(["prompts", "make-heldout", "--prompts-file", official]) == 0
@@ -212,3 +215,47 @@ def test_the_heldout_suite_runs_both_sets_under_genevals_protocol():
     for b in suite.benchmarks:
         assert (b.n_per_prompt, b.ctx_len, b.seed_policy, b.batch_size, b.scorers) == (
             paper.n_per_prompt, paper.ctx_len, paper.seed_policy, paper.batch_size, paper.scorers)
+
+
+# --- the demo's tiny held-out GenEval ----------------------------------------------------------
+
+
+def test_the_demo_heldout_set_is_the_first_prompt_of_each_task_of_v1():
+    pinned = (REPO / "prompts" / "geneval_heldout_v1.jsonl").read_text(encoding="utf-8").splitlines()
+    first = {}
+    for line in pinned:
+        first.setdefault(json.loads(line)["tag"], line)
+    demo = (REPO / "prompts" / get_spec("demo-geneval-heldout").local).read_text(encoding="utf-8").splitlines()
+    assert demo == list(first.values()) and len(demo) == 5  # lines copied unchanged, GenEval's task order
+    assert [p.tag for p in load_prompt_set("demo-geneval-heldout").prompts] == list(HELDOUT_COUNTS)
+
+
+def test_the_paper_table_smoke_also_runs_the_tiny_heldout(tmp_path):
+    from rdmeval.reproduce import ReproduceOptions, smoke_also, suite_jobs
+    from rdmeval.suites import load_suite
+
+    paper = load_suite("paper-table")
+    prompts, n_per_prompt, also = smoke_also(paper)
+    assert [s.name for s in also] == ["geneval-heldout"]
+    assert prompts == {"geneval": "demo-geneval", "coco-val": "demo-captions", "pickapic-test": "demo-captions",
+                       "geneval-heldout": "demo-geneval-heldout"}
+    assert n_per_prompt == {"geneval": 1, "geneval-heldout": 1}
+    jobs = [(m.name, b.name) for m, b in suite_jobs(paper, ReproduceOptions(out=tmp_path, also=also))]
+    own = [(m.name, b.name) for m in paper.models for b in paper.benchmarks]
+    assert jobs == own + [("teacher", "geneval-heldout"), ("student", "geneval-heldout")]  # the naive model is not in it
+
+
+def test_smoke_also_settings_must_agree(tmp_path):
+    from rdmeval.reproduce import smoke_also
+    from rdmeval.specs import SpecError
+    from rdmeval.suites import load_suite
+
+    text = (REPO / "benchmarks" / "paper-table.toml").read_text(encoding="utf-8")
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text.replace('geneval = "demo-geneval"', 'geneval = "demo-captions"'), encoding="utf-8")
+    with pytest.raises(SpecError, match=r"\[smoke\] prompts.geneval = 'demo-geneval', but .*bad.toml runs it with 'demo-captions'"):
+        smoke_also(load_suite(bad))
+    typo = tmp_path / "typo.toml"
+    typo.write_text(text.replace('also = ["geneval-heldout"]', 'also = ["geneval-heldot"]'), encoding="utf-8")
+    with pytest.raises(SpecError, match=r"smoke.also: unknown suite 'geneval-heldot'. Did you mean 'geneval-heldout'"):
+        load_suite(typo)

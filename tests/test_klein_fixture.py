@@ -69,3 +69,13 @@ def test_cli_builds_and_reuses(tiny, tmp_path, capsys):
     with pytest.raises(RdmevalError, match="not a tiny-klein fixture"):
         build_tiny_klein(tmp_path / "busy")
     assert main(["fixtures", "tiny-klein", str(tmp_path / "busy")]) == 2
+
+
+def test_fixtures_help_keeps_the_tiny_field_examples_line_break(capsys):
+    """The tiny-field example's backslash-newline used to join the two lines (a stray run of spaces)."""
+    from rdmeval.cli.main import main
+
+    with pytest.raises(SystemExit):
+        main(["fixtures", "--help"])
+    out = capsys.readouterr().out
+    assert "--prompts demo-captions \\\n      --out /tmp/tiny-turbo" in out

@@ -306,7 +306,7 @@ def test_hub_base_records_the_resolved_revision(tiny_klein, tmp_path, monkeypatc
     monkeypatch.setattr(hc, "HF_HUB_OFFLINE", True)
     gen = KleinGenerator(preset="naive", base="test-org/tiny-klein", steps=1, precision="fp32", height=RES, width=RES, device="cpu")
     assert gen.describe()["base"] == {"source": "hub", "repo_id": "test-org/tiny-klein", "revision": commit, "is_distilled": True}
-    with pytest.raises(RdmevalError, match="cannot get the pipeline.*local pipeline folder"):
+    with pytest.raises(RdmevalError, match="fetched from the Hugging Face hub.*--base FOLDER"):
         KleinGenerator(preset="naive", base="test-org/absent", steps=1, precision="fp32", height=RES, width=RES, device="cpu")
 
 

@@ -9,11 +9,13 @@ rendered (every image decoded, the task filter working), and saves a full-page s
 from __future__ import annotations
 
 import base64
+import contextlib
 import fcntl
 import functools
 import http.server
 import json
 import os
+import re
 import shutil
 import subprocess
 import threading
@@ -29,7 +31,7 @@ from rdmeval.cli.main import main
 from rdmeval.errors import RdmevalError
 from rdmeval.report import build_report
 from rdmeval.report.gallery import class_color, render_thumbnail
-from _runroot import make_suite_layout_root, shared_smoke_root  # the same smoke run root as the table tests
+from _runroot import add_heldout_runs, make_card_root, make_suite_layout_root, shared_smoke_root  # the table tests' run roots
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -45,6 +47,33 @@ def report_dir(smoke_root, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("report") / "report"
     result = build_report(smoke_root, out, thumb_size=128, n_resamples=200)
     assert result.n_prompts == 6 and result.n_images == 6 * 4 * 3
+    return out
+
+
+@pytest.fixture(scope="module")
+def wide_report_dir(smoke_root, tmp_path_factory) -> Path:
+    """The widest main table the card's layout makes: every card column with a published value and a
+    delta, two benchmarks outside the card, four models (the card root's rows and the smoke root's demo runs)."""
+    root = make_card_root(tmp_path_factory.mktemp("wide") / "root")
+    for m in ("teacher", "naive", "student"):
+        for bench in ("demo-geneval", "demo-captions"):
+            shutil.copytree(smoke_root / "runs" / m / bench, root / "runs" / m / bench)
+    out = root.parent / "report"
+    build_report(root, out, gallery=False, n_resamples=50)
+    return out
+
+
+@pytest.fixture(scope="module")
+def heldout_root(smoke_root, tmp_path_factory) -> Path:
+    """The suite layout of the smoke root plus held-out GenEval runs of the teacher and the student."""
+    return add_heldout_runs(make_suite_layout_root(smoke_root, tmp_path_factory.mktemp("heldout") / "root"))
+
+
+@pytest.fixture(scope="module")
+def heldout_report_dir(heldout_root, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("heldout-report") / "report"
+    result = build_report(heldout_root, out, thumb_size=128, n_resamples=200)
+    assert result.n_prompts == 6 + 5 and result.n_images == 6 * 4 * 3 + 5 * 4 * 2
     return out
 
 
@@ -73,7 +102,7 @@ def test_report_is_self_contained(report_dir):
         assert (report_dir / link).is_file(), link
     for name in ("index.html", "report.css", "report.js"):
         assert "http://" not in (report_dir / name).read_text() and "https://" not in (report_dir / name).read_text()
-    for name in ("table.md", "table.csv", "table.json", "table.tex"):
+    for name in ("table.md", "table.csv", "table.json", "table.tex", "table-paper.md", "table-paper.tex"):
         assert (report_dir / name).stat().st_size > 0
     # gallery: failures first, and every image of every model
     articles = [a for t, a in parser.tags if t == "article"]
@@ -81,6 +110,60 @@ def test_report_is_self_contained(report_dir):
     assert len(articles) == 6 and failed == sorted(failed, reverse=True)
     assert len(list((report_dir / "img").rglob("*.jpg"))) == 72
     assert sum(1 for t, a in parser.tags if t == "img" and a["src"].startswith("charts/")) == 2
+
+
+def test_the_gap_chart_is_drawn_only_with_heldout_runs(report_dir, heldout_report_dir):
+    assert not (report_dir / "charts" / "heldout-gap.png").exists()
+    assert "In-distribution gap" not in (report_dir / "index.html").read_text()
+    html = (heldout_report_dir / "index.html").read_text()
+    parser = _Links()
+    parser.feed(html)
+    charts = [a["src"] for t, a in parser.tags if t == "img" and a["src"].startswith("charts/")]
+    assert "charts/heldout-gap.png" in charts and len(charts) == 5  # + GenEval per task on both sets, gap
+    assert 'alt="In-distribution gap: GenEval vs held-out GenEval"' in html
+    assert "Not held out (GenEval only): single_object." in html
+    with Image.open(heldout_report_dir / "charts" / "heldout-gap.png") as im:
+        assert im.size[0] > 1000 and im.size[1] > 300
+
+
+def test_the_gap_chart_shows_the_numbers_of_the_gap(heldout_root, tmp_path, monkeypatch):
+    """What the chart is given: each model's accuracy per task recomputed from the judge's per-image
+    verdicts (results.jsonl), and the paired differences and gap of heldout_gap on the same files."""
+    import pandas as pd
+
+    import rdmeval.report.build as build
+    from rdmeval.results.heldout_gap import heldout_gap
+    from rdmeval.results.paired import read_geneval_images
+
+    drawn = {}
+    real = build.heldout_chart
+
+    def spy(title, categories, models, accuracy, differences, **kw):
+        drawn.update(categories=list(categories), models=list(models), accuracy=dict(accuracy), differences=dict(differences))
+        return real(title, categories, models, accuracy, differences, **kw)
+
+    monkeypatch.setattr(build, "heldout_chart", spy)
+    build_report(heldout_root, tmp_path / "rep", gallery=False, n_resamples=300, seed=4)
+    runs = {(m, which): heldout_root / "runs" / m / bench for m in ("teacher", "student")
+            for which, bench in (("geneval", "geneval"), ("heldout", "geneval-heldout"))}
+    assert drawn["models"] == ["teacher", "student"]
+    assert drawn["categories"] == ["single_object", "two_object", "counting", "colors", "position", "color_attr", "overall"]
+    for (m, which), run in runs.items():
+        tasks = pd.read_json(run / "scores" / "geneval" / "results.jsonl", lines=True).groupby("tag")["correct"].mean()
+        for task in drawn["categories"][:-1]:
+            got = drawn["accuracy"][(task, m, which)]
+            assert got is None if task not in tasks else got == pytest.approx(tasks[task], abs=1e-12), (m, which, task)
+        held = [t for t in tasks.index if t != "single_object"]
+        assert drawn["accuracy"][("overall", m, which)] == pytest.approx(tasks[held].mean(), abs=1e-12)  # held-out tasks only
+    images = {k: read_geneval_images(run / "scores" / "geneval") for k, run in runs.items()}
+    rows = heldout_gap(images[("teacher", "geneval")], images[("student", "geneval")], images[("teacher", "heldout")],
+                       images[("student", "heldout")], n_resamples=300, seed=4)
+    for r in rows:
+        for key, value, ci in (("geneval", r.diff_geneval, r.diff_geneval_ci), ("heldout", r.diff_heldout, r.diff_heldout_ci),
+                               ("gap", r.gap, r.gap_ci)):
+            bar = drawn["differences"][(r.category, key)]
+            assert (bar.value, (bar.low, bar.high) if bar.value is not None else None) == (value, ci), (r.category, key)
+    assert drawn["differences"][("single_object", "gap")].value is None
 
 
 def test_thumbnail_draws_the_kept_boxes(tmp_path):
@@ -152,21 +235,23 @@ def test_report_shows_the_saved_table_and_recomputes_only_when_asked(smoke_root,
     assert cell["value"] is not None and cell["status"] == "stand-in"  # a shown number (demo prompts stand in)
     cell["value"], cell["ci_low"], cell["ci_high"] = 0.123456, 0.1111, 0.1357
     (root / "table.json").write_text(json.dumps(saved))
-    doctored = "0.1235 [0.1111, 0.1357]"
+    doctored = "0.1235 [0.1111, 0.1357]"  # the full table (table.md)
+    doctored_page = "0.1235 ± 0.0123"  # the page's paper table: half the width of [0.1111, 0.1357]
+    page_text = lambda: re.sub(r"<[^>]+>", "", (tmp_path / "rep" / "index.html").read_text())  # noqa: E731  (markup out)
 
     assert main(["report", str(root), "--out", str(tmp_path / "rep"), "--no-gallery"]) == 0
     printed = capsys.readouterr().out
     assert f"table read from {root / 'table.json'}" in printed
     assert "no gallery (--no-gallery)" in printed and "gallery of" not in printed
-    assert doctored in (tmp_path / "rep" / "index.html").read_text()
+    assert doctored_page in page_text()
     assert md_escape(doctored) in (tmp_path / "rep" / "table.md").read_text()
+    assert doctored_page in (tmp_path / "rep" / "table-paper.md").read_text()
     shown = ResultsTable.from_json((tmp_path / "rep" / "table.json").read_text())
     assert shown == ResultsTable.from_json((root / "table.json").read_text())  # the report's table is the saved one
 
     assert main(["report", str(root), "--out", str(tmp_path / "rep"), "--no-gallery", "--recompute", "--n-resamples", "50"]) == 0
     assert "table computed from the result rows (--recompute)" in capsys.readouterr().out
-    html = (tmp_path / "rep" / "index.html").read_text()
-    assert doctored not in html
+    assert doctored_page not in page_text()
     assert ResultsTable.from_json((tmp_path / "rep" / "table.json").read_text()) == build_table(root, n_resamples=50)
 
     (root / "table.json").unlink()
@@ -241,13 +326,18 @@ class Chromium:
             raise AssertionError(f"{method} failed: {resp['error']}")
         return resp.get("result", {})
 
-    def wait_event(self, method: str, session: str, timeout: float = 30) -> dict:
+    def count_events(self, method: str, session: str) -> int:
+        with self._cv:
+            return sum(1 for e in self.events if e.get("method") == method and e.get("sessionId") == session)
+
+    def wait_event(self, method: str, session: str, timeout: float = 30, after: int = 0) -> dict:
+        """The first ``method`` event of ``session`` after the first ``after`` ones."""
         deadline = time.monotonic() + timeout
         with self._cv:
             while True:
-                for e in self.events:
-                    if e.get("method") == method and e.get("sessionId") == session:
-                        return e
+                found = [e for e in self.events if e.get("method") == method and e.get("sessionId") == session]
+                if len(found) > after:
+                    return found[after]
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise AssertionError(f"no {method} within {timeout}s")
@@ -276,18 +366,26 @@ def _chromium() -> str:
     return exe
 
 
-@pytest.fixture
-def served(report_dir):
+@contextlib.contextmanager
+def _serve(directory: Path):
     class Quiet(http.server.SimpleHTTPRequestHandler):
         def log_message(self, *args):
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(report_dir)))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(directory)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def served(heldout_report_dir):
+    with _serve(heldout_report_dir) as url:
+        yield url
 
 
 # Runs in the page once it has loaded: force every lazy image to load, wait for all, then report
@@ -308,6 +406,8 @@ PAGE_CHECK = """
     images: imgs.length,
     broken: imgs.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.getAttribute("src")),
     charts: Array.from(document.querySelectorAll("figure.chart img")).map(i => [i.naturalWidth, i.naturalHeight]),
+    chartAlts: Array.from(document.querySelectorAll("figure.chart img")).map(i => i.alt),
+    gapText: (document.querySelector('table[data-section="heldout"]') || {}).innerText || "",
     articles: visible(),
     count0: g.querySelector(".count").textContent,
   };
@@ -320,12 +420,33 @@ PAGE_CHECK = """
   out.failuresOnly = visible();
   out.withFailures = Array.from(g.querySelectorAll("article.prompt")).filter(a => Number(a.dataset.failed) > 0).length;
   box.checked = false; box.dispatchEvent(new Event("change"));
-  return JSON.stringify(out);
+  return JSON.stringify(Object.assign(out, eval(WIDTHS)));
 })()
 """
 
+# The main table's width against the window: the table, the box that would scroll it, the document.
+WIDTHS = """
+(() => {
+  const t = document.querySelector('table[data-section="main"]');
+  return {tableWidth: t.scrollWidth, wrapScroll: t.parentElement.scrollWidth, wrapClient: t.parentElement.clientWidth,
+          docWidth: document.documentElement.scrollWidth, winWidth: window.innerWidth};
+})()
+"""
+PAGE_CHECK = PAGE_CHECK.replace("eval(WIDTHS)", WIDTHS.strip())
 
-def test_report_renders_in_headless_chromium(served, report_dir, tmp_path):
+
+
+def _assert_main_table_fits(page: dict) -> None:
+    """No horizontal scrolling at 1280 px: neither the main table's box nor the page scrolls sideways."""
+    assert page["winWidth"] == 1280
+    assert page["tableWidth"] <= page["wrapClient"] and page["wrapScroll"] <= page["wrapClient"], page
+    assert page["docWidth"] <= page["winWidth"], page
+
+
+def test_report_renders_in_headless_chromium(served, wide_report_dir, tmp_path):
+    """The report of a run root with held-out runs: the table (gap section included), every chart (the
+    gap chart included) and the gallery render, nothing is fetched from elsewhere, no console error;
+    the main table fits a 1280 px window, and so does the widest card table."""
     exe = _chromium()
     browser = Chromium(exe, tmp_path / "profile")
     try:
@@ -349,6 +470,16 @@ def test_report_renders_in_headless_chromium(served, report_dir, tmp_path):
                             session=session, timeout=60)
         (tmp_path / "report.png").write_bytes(base64.b64decode(shot["data"]))
         events = list(browser.events)
+
+        # the widest card table (every published value and delta, two more benchmarks) fits at 1280 px too
+        with _serve(wide_report_dir) as wide_url:
+            loads = browser.count_events("Page.loadEventFired", session)
+            browser.send("Page.navigate", {"url": f"{wide_url}/index.html"}, session=session)
+            browser.wait_event("Page.loadEventFired", session, after=loads)
+            wide = browser.send("Runtime.evaluate", {"expression": WIDTHS, "returnByValue": True}, session=session)
+            wide_header = browser.send("Runtime.evaluate", {"expression": "Array.from(document.querySelectorAll("
+                                       "'table[data-section=\"main\"] thead th')).map(th => th.textContent)", "returnByValue": True},
+                                       session=session)["result"]["value"]
     finally:
         browser.close()
 
@@ -361,13 +492,18 @@ def test_report_renders_in_headless_chromium(served, report_dir, tmp_path):
     assert hosts == {served.split("/")[2]}  # nothing fetched from anywhere else
 
     assert page["title"] == "rdmeval report"
-    assert page["tables"][0] == "main" and {"tasks:geneval", "paired", "protocol"} <= set(page["tables"])
+    assert page["tables"][0] == "main" and {"tasks:geneval", "paired", "heldout", "protocol"} <= set(page["tables"])
     assert page["mainRows"] == 3 and "not run" in page["mainText"] and "0.8258" in page["mainText"]
-    assert page["broken"] == [] and page["images"] == 72 + 2
-    assert len(page["charts"]) == 2 and all(w > 300 and h > 200 for w, h in page["charts"])
+    assert "not held out" in page["gapText"] and "color_attr" in page["gapText"]
+    assert page["broken"] == [] and page["images"] == 72 + 40 + 5
+    assert len(page["charts"]) == 5 and all(w > 300 and h > 200 for w, h in page["charts"])
+    assert "In-distribution gap: GenEval vs held-out GenEval" in page["chartAlts"]
     assert page["articles"] == 6 and page["count0"] == "6 of 6 prompts shown"
     assert page["counting"] == 1 and page["countingTags"] == ["counting"]
     assert page["failuresOnly"] == page["withFailures"] >= 1
+    _assert_main_table_fits(page)
+    assert wide_header.count("Δ") == 3 and len(wide_header) == 1 + 3 * 3 + 2, wide_header  # model, 3 x (value, card, Δ), 2 more
+    _assert_main_table_fits(wide["result"]["value"])
 
     shot = Image.open(tmp_path / "report.png")
     assert shot.size == (1280, height) and height > 2000

@@ -7,8 +7,9 @@ Two run roots:
   the dummy generator on the demo sets for three models, GenEval scored by the real scorer with a
   stub detector and color classifier (whose verdicts follow a per-model success rate), PickScore
   scored by the real scorer on the tiny offline CLIP;
-- a *card* root of hand-written result rows on the card's benchmarks, covering every kind of cell
-  (complete, subset, incomplete, generated but not scored, not run, a second run of a preset).
+- a *card* root of hand-written result rows on the card's benchmarks (also in tests/_runroot.py),
+  covering every kind of cell (complete, subset, incomplete, generated but not scored, not run, a
+  second run of a preset).
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ import pytest
 
 from rdmeval.cli.main import main
 from rdmeval.errors import RdmevalError
-from rdmeval.prompts.geneval import EXPECTED_COUNTS, TAGS
+from rdmeval.prompts.geneval import TAGS
 from rdmeval.api.rows import write_rows
 from rdmeval.results.paired import paired_geneval, read_geneval_images
+from rdmeval.results.paper import paper_view, value_text
 from rdmeval.results.published import (
     BENCHMARKS,
     PublishedFileError,
@@ -46,9 +48,16 @@ from rdmeval.results.table import (
     SUBSET,
     ResultsTable,
     build_table,
+    latex_escape,
 )
 
-from _runroot import make_suite_layout_root, shared_smoke_root  # shared with test_report.py
+from _runroot import (  # shared with test_report.py
+    STUDENT_TASKS,
+    card_rows,
+    make_card_root,
+    make_suite_layout_root,
+    shared_smoke_root,
+)
 
 
 # ----------------------------------------------------------------------------- the smoke run root (tests/_runroot.py)
@@ -60,60 +69,6 @@ def smoke_root(tmp_path_factory) -> Path:
 
 
 # ----------------------------------------------------------------------------- the card run root
-
-
-STUDENT_TASKS = {"single_object": 0.990625, "two_object": 0.9166666666666666, "counting": 0.778125,
-                 "colors": 0.9202127659574468, "position": 0.6725, "color_attr": 0.7075}
-
-
-def _rows(model: str, bench: str, scorer: str, values: dict, *, n: int, n_prompts: int, complete: bool = True,
-          coverage: float = 1.0, ci: float = 0.02) -> list[dict]:
-    protocol = {"n_per_prompt": 4 if bench == "geneval" else 1, "rng_device": "cuda", "resolution": [512, 512],
-                "seed_policy": {"kind": "per-sample", "formula": "seed = 46000000 + prompt_idx*100 + sample_idx"},
-                "model": {"name": "klein", "preset": model, "ctx_len": 48 if bench != "pickapic-test" else 232,
-                          "steps": 4 if model == "teacher" else 1, "precision": "faithful"},
-                "bootstrap": {"level": 0.95, "n_resamples": 1000, "seed": 0}}
-    out = []
-    for (category, metric), value in values.items():
-        task_n = 4 * EXPECTED_COUNTS.get(category, 0)
-        out.append({"run_id": f"runs/{model}/{bench}", "model": model, "benchmark": bench, "benchmark_version": "1",
-                    "benchmark_definition": f"{bench} as defined for the test", "scorer": scorer, "scorer_version": "1",
-                    "category": category, "metric": metric, "value": value, "ci_low": value - ci, "ci_high": value + ci,
-                    "n": task_n or n, "n_prompts": EXPECTED_COUNTS.get(category, n_prompts), "coverage": coverage,
-                    "complete": complete, "higher_is_better": True, "protocol": json.dumps(protocol),
-                    "versions": json.dumps({"torch": "2.14.1", "diffusers": "0.42.1", "transformers": "5.24.0"})})
-    return out
-
-
-def _geneval_values(tasks: dict) -> dict:
-    values = {(t, "accuracy"): v for t, v in tasks.items()}
-    values[("overall", "overall")] = float(np.mean(list(tasks.values())))
-    return values
-
-
-def make_card_root(root: Path) -> Path:
-    runs = root / "runs"
-    write = lambda model, bench, scorer, rows: write_rows(rows, runs / model / bench / "scores" / scorer / "summary.parquet")  # noqa: E731
-    write("student", "geneval", "geneval", _rows("student", "geneval", "geneval-mmdet", _geneval_values(STUDENT_TASKS), n=2212, n_prompts=553))
-    teacher = {t: v - 0.03 for t, v in STUDENT_TASKS.items()}
-    write("teacher", "geneval", "geneval", _rows("teacher", "geneval", "geneval-mmdet", _geneval_values(teacher), n=400, n_prompts=100))
-    naive = {t: v / 2 for t, v in STUDENT_TASKS.items()}
-    write("naive", "geneval", "geneval", _rows("naive", "geneval", "geneval-mmdet", _geneval_values(naive), n=2100, n_prompts=525,
-                                               complete=False, coverage=2100 / 2212))
-    write("student", "pickapic-test", "pickscore", _rows("student", "pickapic-test", "pickscore", {("all", "pickscore_mean"): 21.9},
-                                                         n=499, n_prompts=499, ci=0.1))
-    write("student", "coco-val", "pickscore", _rows("student", "coco-val", "pickscore", {("all", "pickscore_mean"): 22.7}, n=1000, n_prompts=1000))
-    write("teacher", "coco-val", "pickscore", _rows("teacher", "coco-val", "pickscore", {("all", "pickscore_mean"): 22.6}, n=1000, n_prompts=1000))
-    # a second student run (another ctx_len) in its own folder: its own row, compared with the student's numbers
-    write("student-ctx48", "pickapic-test", "pickscore", _rows("student", "pickapic-test", "pickscore",
-                                                               {("all", "pickscore_mean"): 21.2}, n=499, n_prompts=499))
-    # generated (2 of 2 images missing), never scored
-    naive_pick = runs / "naive" / "pickapic-test"
-    naive_pick.mkdir(parents=True)
-    (naive_pick / "manifest.json").write_text(json.dumps({"request": {
-        "model": {"name": "klein", "preset": "naive"}, "prompt_set": {"name": "pickapic-test", "version": "1"},
-        "prompt_indices": [0, 1], "n_per_prompt": 1}}))
-    return root
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +89,7 @@ def test_published_file_has_every_card_cell_with_a_source():
             assert value is not None, (model, bench)
             assert value.source.strip()
     assert set(pub.task_values("student")) == set(TAGS)
-    assert {r.id for r in pub.other_runs()} == {"authors-rerun", "paper-table2"}
+    assert {r.id for r in pub.other_runs()} == {"authors-rerun", "paper-table2", "sana-sprint"}
     assert all(v.source for v in pub.values)
 
 
@@ -362,7 +317,7 @@ def _md_tables(text: str) -> dict[str, list[list[str]]]:
     return tables
 
 
-_UNLATEX = [(r"$\Delta$", "Δ"), (r"$\approx$", "≈"), (r"$\sim$", "~"), (r"$\times$", "×"), (r"$\cdot$", "·"), ("---", "—"),
+_UNLATEX = [(r"$\Delta$", "Δ"), (r"$\pm$", "±"), (r"$\approx$", "≈"), (r"$\sim$", "~"), (r"$\times$", "×"), (r"$\cdot$", "·"), ("---", "—"),
             (r"\&", "&"), (r"\%", "%"), (r"\$", "$"), (r"\#", "#"), (r"\_", "_"), (r"\{", "{"), (r"\}", "}"),
             (r"\textasciicircum{}", "^"), (r"\textbackslash{}", "\\")]
 
@@ -419,7 +374,7 @@ def test_markdown_prints_user_text_literally(card_root, tmp_path):
     root = tmp_path / "root"
     shutil.copytree(card_root / "runs", root / "runs")
     name = "my|*bold*_x_ <b>model<b> [a](x.y) ~~no~~ &amp; `c` \\"  # a folder name: no "/"
-    write_rows(_rows("student", "pickapic-test", "pickscore", {("all", "pickscore_mean"): 21.5}, n=499, n_prompts=499),
+    write_rows(card_rows("student", "pickapic-test", "pickscore", {("all", "pickscore_mean"): 21.5}, n=499, n_prompts=499),
                root / "runs" / name / "pickapic-test" / "scores" / "pickscore" / "summary.parquet")
     t = build_table(root, n_resamples=50)
     main_ = t.section("main")
@@ -467,3 +422,129 @@ def test_cli_table_errors_are_clear(tmp_path, capsys):
         main(["table", str(tmp_path), "--pair", "student"])
     with pytest.raises(RdmevalError, match="not an rdmeval table CSV"):
         ResultsTable.from_csv("a,b\n1,2\n")
+
+
+# ----------------------------------------------------------------------------- the paper style
+
+
+def _split_marks(text: str) -> tuple[str, str]:
+    """A printed paper cell -> (its text, its footnote letters): superscript letters are marks."""
+    from rdmeval.results.table_render import _SUPERSCRIPT
+
+    letters = {v: k for k, v in _SUPERSCRIPT.items()}
+    i = len(text)
+    while i > 0 and text[i - 1] in letters:
+        i -= 1
+    return text[:i], "".join(letters[ch] for ch in text[i:])
+
+
+def _md_footnotes(text: str) -> dict[str, str]:
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("* "):
+            mark, note = line[2:].split(" ", 1)
+            out[_split_marks(mark)[1]] = _md_unescape(note)
+    return out
+
+
+def test_paper_table_prints_one_number_per_cell_from_the_rows(card_root):
+    pub = load_published()
+    t = build_table(card_root, n_resamples=50)
+    md = t.render("md", style="paper")
+    table = _md_tables(md)["The model card's table"]
+    header = [_split_marks(h)[0] for h in table[0]]
+    assert header == ["Model", "GenEval", "card", "Δ", "PickScore COCO-val", "card", "Δ", "PickScore Pick-a-Pic", "card", "Δ"]
+    rows = {r[0]: [_split_marks(c) for c in r[1:]] for r in table[1:]}
+    notes = _md_footnotes(md)
+
+    # the student: every card column reproduced on the card's prompts -> value ± half-width, card, delta
+    student = rows["1-step RDM student (s180)"]
+    overall = float(np.mean(list(STUDENT_TASKS.values())))  # what the rows hold (card_rows' values, ci ± 0.02 / 0.1)
+    card = pub.get("student", "geneval", "overall", "overall")
+    assert student[0:3] == [(f"{overall:.4f} ± 0.0200", ""), (card.text, ""), (f"{overall - card.value:+.4f}", "")]
+    pick = pub.get("student", "pickapic-test", "all", "pickscore_mean")
+    assert student[6:9] == [("21.900 ± 0.100", ""), (pick.text, ""), (f"{21.9 - pick.value:+.3f}", "")]
+    # the teacher's GenEval is a 100-prompt subset: its number, a footnote, no delta
+    teacher = rows["4-step FLUX.2 klein teacher"]
+    assert teacher[0][0] == f"{overall - 0.03:.4f} ± 0.0200" and teacher[2] == ("—", "")
+    assert notes[teacher[0][1]] == "subset: 100 of 553 prompts: no Δ to the published value"
+    # cells without a number: a dash and the reason, printed once below the table
+    naive = rows["naive klein @ 1 step (no distillation)"]
+    assert naive[0][0] == "—" and notes[naive[0][1]] == "incomplete run: 2,100/2,212 images"
+    assert naive[1] == ("~0.42", "")
+    assert notes[teacher[6][1]] == "not run" and md.count("not run") == 1
+    # every mark has one footnote and every footnote is used
+    used = {m for r in rows.values() for _, marks in r for m in marks}
+    assert used == set(notes) and len(notes) == len(set(notes.values()))
+
+    for ci, shown in (("interval", f"{overall:.4f} [{overall - 0.02:.4f}, {overall + 0.02:.4f}]"), ("none", f"{overall:.4f}")):
+        other = _md_tables(t.render("md", style="paper", ci=ci))["The model card's table"]
+        assert next(r for r in other if r[0].startswith("1-step"))[1] == shown
+
+
+def test_paper_tasks_columns_and_footnotes_instead_of_repeated_reasons(card_root, smoke_root, tmp_path):
+    t = build_table(card_root, n_resamples=50)
+    table = _md_tables(t.render("md", style="paper", tasks=True))["The model card's table"]
+    header = [_split_marks(h)[0] for h in table[0]]
+    assert header[1:5] == ["GenEval", "card", "Δ", "single obj."]
+    student = next(r for r in table if r[0].startswith("1-step"))
+    for tag, label in (("single_object", "single obj."), ("position", "position"), ("color_attr", "color attr.")):
+        assert student[header.index(label)] == f"{100 * STUDENT_TASKS[tag]:.1f} ± 2.0"
+
+    # the suite layout: demo sets stand in for the card's; the reason is one footnote per column, not in every cell
+    root = make_suite_layout_root(smoke_root, tmp_path / "suite")
+    t = build_table(root, n_resamples=50)
+    full, paper = t.render("md"), t.render("md", style="paper")
+    assert full.count("(on demo-geneval, not geneval)") >= 3  # in every cell of the main table (and more sections)
+    assert paper.count("on demo-geneval, not geneval") == 1
+    table = _md_tables(paper)["The model card's table"]
+    geneval, mark = _split_marks(table[0][1])
+    assert geneval == "GenEval" and _md_footnotes(paper)[mark] == (
+        "reproduced on demo-geneval, not geneval (a stand-in prompt set): no Δ to the published value")
+    assert "Δ" not in [_split_marks(h)[0] for h in table[0]]  # no reproduction on the card's prompts: no delta column
+    main_ = t.section("main")
+    for row in table[1:]:
+        m = main_.row_keys[main_.row_labels.index(row[0])]
+        assert row[1] == value_text(main_.cell(m, "geneval"), "pm") and _split_marks(row[1])[1] == ""
+
+
+def test_paper_latex_escapes_names_and_explains_an_empty_card_column(card_root, tmp_path):
+    import shutil
+
+    root = tmp_path / "root"
+    shutil.copytree(card_root / "runs", root / "runs")
+    name, preset = "my_model 50% & #1 {x} ~y ^z \\ $", "odd&_preset"  # a folder name and a preset no published row has
+    write_rows(card_rows(preset, "pickapic-test", "pickscore", {("all", "pickscore_mean"): 21.5}, n=499, n_prompts=499),
+               root / "runs" / name / "pickapic-test" / "scores" / "pickscore" / "summary.parquet")
+    t = build_table(root, n_resamples=50)
+    why = f"no published number for model {preset!r} (folder {name!r}); published rows: teacher, naive, student"
+    assert why in t.section("main").notes  # the full view says it too
+    assert t.section("main").cell(name, "pickapic-test").extra["published_why"] == why
+
+    paper = paper_view(t)
+    tex = t.render("latex", style="paper")
+    assert "\\textsuperscript" in tex and "% run root: root;" in tex
+    body = _latex_tables(re.sub(r"\\textsuperscript\{[a-z,]+\}", "", tex))["The model card's table"]
+    assert body == [paper.header(), *[[label, *(c.text for c in cells)] for label, cells in paper.rows]]
+    # the odd model's published cells carry the reason, printed once under the table
+    label, cells = next((lbl, cs) for lbl, cs in paper.rows if lbl == name)
+    marks = {m for c, col in zip(cells, paper.columns) if col.kind == "published" for m in c.marks}
+    assert len(marks) == 1 and dict(paper.footnotes)[marks.pop()] == why
+    assert f"~{latex_escape(why)}\\par" in tex
+    assert cells[[c.key for c in paper.columns].index("pickapic-test")].text == "21.500 ± 0.020"
+
+
+def test_cli_table_styles(card_root, tmp_path, capsys):
+    t = build_table(card_root, n_resamples=50)
+    common = [str(card_root), "--n-resamples", "50"]
+    for extra, expected in (([], t.render("md", style="paper")), (["--style", "full"], t.to_markdown()),
+                            (["--format", "latex"], t.render("latex", style="paper")),
+                            (["--format", "latex", "--style", "full"], t.to_latex()),
+                            (["--ci", "none", "--tasks"], t.render("md", style="paper", ci="none", tasks=True)),
+                            (["--format", "json"], t.to_json()), (["--format", "csv"], t.to_csv())):
+        assert main(["table", *common, *extra]) == 0
+        assert capsys.readouterr().out == expected, extra
+    assert main(["table", *common, "--format", "csv", "--style", "paper"]) == 2
+    assert "--style paper is for --format md or latex" in capsys.readouterr().err
+    assert main(["table", *common, "--style", "full", "--ci", "interval"]) == 2
+    assert "--ci and --tasks shape the paper table" in capsys.readouterr().err

@@ -10,21 +10,18 @@ peak RSS includes Python and torch themselves, so compare the increments).
 Tasks:
   debug       the toy of the golden curve (rollout 32)
   learn_demo  the toy that visibly learns (rollout 128, 2,048-render reference)
-  flux_tiny   the FLUX task on the tiny klein fixture (fixture and assets built in --work first),
-              when this checkout has it (rdmeval.distill.flux_task); otherwise says it is not available
+  flux_tiny   the FLUX task on the tiny klein fixture (fixture and assets built in --work first)
 
     python benchmarks/perf/distill_cpu.py                            # debug, 20 timed steps
     python benchmarks/perf/distill_cpu.py --task learn_demo --threads 2
     python benchmarks/perf/distill_cpu.py --task flux_tiny --work /tmp/rdmeval-flux-tiny --steps 5
 
-Reference (2 busy shared cores, 1 thread, torch 2.14): debug and learn_demo ~20-35 ms/step, ~15 MiB above the built task.
+Measured figures: docs/distill.md, "Speed and memory".
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import json
 import resource
 import statistics
@@ -34,9 +31,6 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-FLUX_MODULES = ("rdmeval.distill.flux_task", "rdmeval.distill.flux")
-
 
 def peak_rss_mib() -> float:
     """The process's peak resident set so far, MiB (Linux reports KiB, macOS bytes)."""
@@ -53,27 +47,16 @@ def toy_task(name: str):
 
 
 def flux_tiny_task(work: Path):
-    """The flux_tiny task on the tiny klein fixture, or None (with a message) when this checkout has no FLUX task."""
-    module = next((m for m in FLUX_MODULES if importlib.util.find_spec(m) is not None), None)
-    if module is None:
-        print(f"--task flux_tiny: not available in this checkout (no {' or '.join(FLUX_MODULES)}); "
-              "use --task debug or --task learn_demo", file=sys.stderr)
-        return None
-    try:
-        from rdmeval.distill.config import get_config
-        from rdmeval.fixtures import build_tiny_klein
+    """The flux_tiny task on the tiny klein fixture (fixture and assets built in ``work``, or reused)."""
+    from rdmeval.distill.config import get_config
+    from rdmeval.distill.flux_task import build_flux_task, resolve_assets
+    from rdmeval.distill.tiny_assets import build_tiny_assets
+    from rdmeval.fixtures.tiny_klein import build_tiny_klein
 
-        flux = importlib.import_module(module)
-        tiny_assets = importlib.import_module("rdmeval.distill.tiny_assets")
-        config = get_config("flux_tiny")
-        fixture = build_tiny_klein(work / "tiny-klein")
-        assets_dir = tiny_assets.build_tiny_assets(fixture["root"], work / "assets", config=config)
-        assets = flux.resolve_assets(config, assets=str(assets_dir))
-        return config, flux.build_flux_task(config, assets, device="cpu")
-    except (ImportError, AttributeError, TypeError) as exc:
-        print(f"--task flux_tiny: {module} is present but not with the interface this script uses "
-              f"(build_tiny_klein, tiny_assets.build_tiny_assets, resolve_assets, build_flux_task): {exc}", file=sys.stderr)
-        return None
+    config = get_config("flux_tiny")
+    fixture = build_tiny_klein(work / "tiny-klein")
+    assets_dir = build_tiny_assets(fixture["root"], work / "assets", config=config)
+    return config, build_flux_task(config, resolve_assets(config, assets=str(assets_dir)), device="cpu")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,10 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     rss_start = peak_rss_mib()
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        built = flux_tiny_task(Path(args.work or tmp)) if args.task == "flux_tiny" else toy_task(args.task)
-        if built is None:
-            return 2
-        config, task = built
+        config, task = flux_tiny_task(Path(args.work or tmp)) if args.task == "flux_tiny" else toy_task(args.task)
         trainer = Trainer(config, task)
         build_s = time.perf_counter() - t0
         rss_built = peak_rss_mib()

@@ -45,6 +45,11 @@ class SeedPolicy:
         raise RdmevalError(f"--seed-policy {text!r}: expected per-sample[:BASE] or one-call[:SEED]")
 
 
+#: GenEval's per-image seeds and Pick-a-Pic's one-call seed 0 (rdmeval.generators.noise draws them).
+GENEVAL_SEEDS = SeedPolicy("per-sample", base=GENEVAL_SEED_BASE)
+PICKAPIC_SEEDS = SeedPolicy("one-call", seed=0)
+
+
 @dataclass(frozen=True)
 class Benchmark:
     """One benchmark of a suite: everything that fixes its images and how they are scored.

@@ -136,6 +136,8 @@ def run(args: argparse.Namespace) -> int:
         print(line)
     for label, subs in s.get("split", {}).get("runs", {}).items():
         print("  " + label + ": " + ", ".join(f"{x['subset']} {x['value']:.4f} (n={x['n_prompts']})" for x in subs))
+    for note in s.get("split", {}).get("notes", []):
+        print(f"  note: {note}")
     print(f"report: {Path(args.out) / 'report.md'}")
     for failure in s.get("failures", []):  # --allow-empty: written, but not a clean audit
         print(f"rdmeval: AUDIT FAILED: {failure}", file=sys.stderr)

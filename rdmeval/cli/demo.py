@@ -12,6 +12,7 @@ examples:
 
 
 def run(args: argparse.Namespace) -> int:
+    print(f"[demo] every pipeline stage on tiny offline models (CPU, no downloads); outputs in {args.out}", flush=True)
     from rdmeval.demo import main
 
     return main(args.out, progress=args.progress)

@@ -113,6 +113,6 @@ def add_verbose_flag(sub: argparse._SubParsersAction) -> None:
         nested = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
         for action in nested:
             add_verbose_flag(action)
-        if not nested and "-v" not in parser._option_string_actions:
+        if not nested and "-v" not in parser._option_string_actions and "-" in parser.prefix_chars:
             parser.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
-                                help="show the traceback of an error (also RDMEVAL_DEBUG=1)")
+                                help="show third-party warnings and log lines, and the traceback of an error (also RDMEVAL_DEBUG=1)")

@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 
 from rdmeval.errors import RdmevalError
-from rdmeval.generators.noise import SeedPolicy, default_rng_device
-from rdmeval.generators.registry import KLEIN_BASE, MODELS, GeneratorOptions, build_generator
-from rdmeval.generation import generate_run
+from rdmeval.generators.diffusers_presets import is_diffusers_model
+from rdmeval.generators.registry import KLEIN_BASE, MODELS, GeneratorOptions, build_generator, default_resolution, is_model
 from rdmeval.prompts import load_prompt_set
-from rdmeval.protocol import DEFAULT, RESOLUTION, help_text, protocol_for
+from rdmeval.protocol import DEFAULT, help_text, protocol_for
 
 EPILOG = """\
 examples:
@@ -20,6 +19,9 @@ examples:
   torchrun --nproc-per-node 8 -m rdmeval generate --model student --weights model.safetensors \\
       --prompts geneval --out runs/student/geneval            # shards across 8 GPUs
   rdmeval generate ... --shard 2/4                           # one of 4 independent processes
+  rdmeval generate --model sdxl-turbo --prompts geneval --out runs/sdxl-turbo/geneval     # a preset of the field
+  rdmeval generate --model dmd2-sdxl-1step --base ./sdxl-base-1.0 --weights ./dmd2_sdxl_1step_unet_fp16.bin ...
+  rdmeval generate --model diffusers:stabilityai/sdxl-turbo --steps 2 --guidance-scale 0 ...   # any pipeline
 
 A killed run resumes where it stopped. Protocol defaults per prompt set (from the paper-table
 suite, benchmarks/paper-table.toml; all recorded in manifest.json):
@@ -28,19 +30,41 @@ suite, benchmarks/paper-table.toml; all recorded in manifest.json):
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
-    g.add_argument("--model", required=True, choices=list(MODELS), help="teacher (4 steps), naive (1 step), student (RDM weights, 1 step) or dummy")
-    g.add_argument("--weights", help="student DiT weights: model.safetensors or the .pth checkpoint (required for --model student)")
-    g.add_argument("--base", default=KLEIN_BASE, help=f"base pipeline: hub id or local folder (default {KLEIN_BASE})")
-    g.add_argument("--steps", type=int, help="override the preset's number of steps (teacher 4, naive/student 1)")
+    g.add_argument("--model", required=True, metavar="MODEL", type=_model,
+                   help="teacher (4 steps), naive (1 step), student (RDM weights, 1 step), dummy, a preset of the one-step "
+                        f"field ({', '.join(m for m in MODELS if is_diffusers_model(m))}; docs/generators.md) "
+                        "or diffusers:<hub id or folder> (any diffusers text-to-image pipeline, its own defaults)")
+    g.add_argument("--weights", help="student DiT weights: model.safetensors or the .pth checkpoint (required for --model student); "
+                                     "for a UNet/transformer swap preset, a local copy of its file; for diffusers:<id>, "
+                                     "weights loaded strictly into its denoiser")
+    g.add_argument("--base", help=f"base pipeline: hub id or local folder (default {KLEIN_BASE}; for a diffusers preset, "
+                                  "its own hub id)")
+    g.add_argument("--steps", type=int, help="override the preset's number of steps (teacher 4, naive/student 1; recorded)")
+    g.add_argument("--guidance-scale", type=float,
+                   help="diffusers models only: override the preset's guidance scale (or the pipeline's default; recorded)")
     g.add_argument("--precision", default="faithful", choices=["faithful", "bf16", "fp32"],
                    help="faithful: fp32 DiT under bf16 autocast, bf16 VAE and text encoder (the reference regime, default); bf16: all bf16 (fast); fp32: strict parity")
-    g.add_argument("--device", help="cuda, cuda:1 or cpu (default: cuda if available; LOCAL_RANK under torchrun)")
+    g.add_argument("--device", help="cuda, cuda:1 or cpu (default: cuda if available, LOCAL_RANK under torchrun; else the CPU, "
+                        "with a warning giving the expected time per image: --device cpu runs there without it)")
     g.add_argument("--compile", action="store_true", help="torch.compile the transformer")
-    g.add_argument("--resolution", type=int, default=RESOLUTION, help="image height and width (default 512)")
+    g.add_argument("--resolution", type=int,
+                   help="image height and width (default: the model's: klein 512, a diffusers preset its native size)")
     g.add_argument("--uint8", default="round", choices=["round", "truncate"],
                    help="float->uint8: round (GenEval PNG convention, default) or truncate (the reference's PickScore path)")
     g.add_argument("--text-encoder-layers", default="9,18,27", metavar="I,J,K",
                    help="Qwen3 hidden-state indices stacked into the prompt embedding (default 9,18,27 as klein; 0 = embeddings)")
+
+
+def _model(text: str) -> str:
+    """--model: a registered name or diffusers:<hub id or folder> (argparse prints the error with the usage)."""
+    if not is_model(text):
+        from rdmeval.generators.registry import GENERATORS
+
+        try:
+            GENERATORS.get(text)
+        except RdmevalError as exc:  # unknown: the closest name and the list
+            raise argparse.ArgumentTypeError(f"{exc} (or diffusers:<hub id or folder>)") from None
+    return text
 
 
 def parse_layers(text: str) -> tuple[int, ...]:
@@ -64,8 +88,17 @@ def add_prompt_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from rdmeval.preflight import Preflight, check_prompt_set, model_inputs
 
+    from rdmeval.preflight import diffusers_inputs
+
+    diffusers = is_diffusers_model(args.model)
+    if diffusers and args.ctx_len is not None:
+        raise RdmevalError(f"--ctx-len: --model {args.model} uses its own text length (the preset's, or the pipeline's "
+                           "default; recorded); --ctx-len is klein's")
     preflight = Preflight("rdmeval generate")  # every input before any download or model load
-    model_inputs(preflight, {args.model}, args.base, args.weights)
+    if diffusers:
+        diffusers_inputs(preflight, args.model, args.model, args.base, args.weights)
+    else:
+        model_inputs(preflight, {args.model}, args.base or KLEIN_BASE, args.weights)
     preflight.add("prompts", check_prompt_set(args.prompts, args.prompts_file, what=f"prompt set {args.prompts!r}",
                                               flag="--prompts-file PATH"))
     preflight.raise_if_missing()
@@ -74,12 +107,17 @@ def run(args: argparse.Namespace) -> int:
     proto = protocol_for(prompt_set)
     ctx_len = proto.ctx_len if args.ctx_len is None else args.ctx_len
     n_per_prompt = proto.n_per_prompt if args.n_per_prompt is None else args.n_per_prompt
+    from rdmeval.generation import generate_run
+    from rdmeval.generators.noise import SeedPolicy, default_rng_device
+
     seeds = SeedPolicy.parse(args.seed_policy) if args.seed_policy else proto.seed_policy
     batch_size = proto.batch_size if args.batch_size is None else args.batch_size
-    options = GeneratorOptions(base=args.base, weights=args.weights, ctx_len=ctx_len,
+    resolution = args.resolution if args.resolution is not None else default_resolution(args.model)
+    options = GeneratorOptions(base=KLEIN_BASE if diffusers else (args.base or KLEIN_BASE), weights=args.weights, ctx_len=ctx_len,
                                text_layers=parse_layers(args.text_encoder_layers), steps=args.steps, device=args.device,
-                               precision=args.precision, height=args.resolution, width=args.resolution,
-                               uint8=args.uint8, compile=args.compile)
+                               precision=args.precision, height=resolution, width=resolution,
+                               uint8=args.uint8, compile=args.compile, guidance_scale=args.guidance_scale,
+                               pipeline=args.base if diffusers else None)
     generator = build_generator(args.model, options)
     rng_device = args.rng_device or default_rng_device()
     summary = generate_run(generator, prompt_set, args.out, n_per_prompt=n_per_prompt, seed_policy=seeds,

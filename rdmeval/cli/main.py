@@ -11,12 +11,15 @@ from typing import Sequence
 
 from rdmeval import __version__
 from rdmeval.cli.failures import add_verbose_flag, explain, worker_error
+from rdmeval.cli.output import command_output, wants_progress
 from rdmeval.errors import RdmevalError
+from rdmeval.provenance import set_command
 
 # Subcommand modules, in the order `rdmeval --help` lists them (pipeline order).
 SUBCOMMANDS: tuple[str, ...] = (
     "demo",
     "reproduce",
+    "sweep",
     "prompts",
     "fixtures",
     "generate",
@@ -24,6 +27,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "audit",
     "table",
     "report",
+    "train",
     "env",
 )
 
@@ -31,12 +35,14 @@ EPILOG = """\
 examples:
   rdmeval demo                                   # the whole pipeline on tiny offline models (CPU, <2 min)
   rdmeval reproduce --suite paper-table --weights model.safetensors --out paper/   # the card's table
+  rdmeval sweep --weights 'ckpts/*.pth' --suite paper-table --out sweep/          # checkpoints by step
   rdmeval prompts list                           # the registered prompt sets
   rdmeval generate --model student --weights model.safetensors --prompts geneval --out runs/student/geneval
   torchrun --nproc-per-node 8 -m rdmeval generate --model teacher --prompts geneval --out runs/teacher/geneval
   rdmeval score geneval runs/student/geneval     # GenEval with the mmdet scorer
   rdmeval score pickscore runs/student/pickapic-test
   rdmeval audit --benchmark geneval --pool rdm-s180-generator --out audit/
+  rdmeval train --config flux_tiny --assets tiny-assets/ --out runs/tiny   # the RDM trainer (rdmeval/distill)
   rdmeval env                                    # versions, devices, cache location
 """
 
@@ -49,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"rdmeval {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="show the traceback of an error (also RDMEVAL_DEBUG=1)")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="show third-party warnings and log lines, and the traceback of an error (also RDMEVAL_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:  # each module keeps its heavy imports inside run()
         importlib.import_module(f"rdmeval.cli.{name}").register(sub)
@@ -60,12 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(list(argv) if argv is not None else None)
+    set_command(list(argv) if argv is not None else sys.argv[1:])  # recorded in the manifests of the runs it makes
     if not getattr(args, "func", None):
         parser.print_help()
         return 0 if args.command is None else 2
     debug = getattr(args, "verbose", False) or os.environ.get("RDMEVAL_DEBUG", "") not in ("", "0")
     try:
-        return int(args.func(args) or 0)
+        with command_output(verbose=debug, progress=wants_progress(args)):  # status lines; third parties quiet unless -v
+            return int(args.func(args) or 0)
     except BrokenPipeError:
         # the reader of our output went away (`rdmeval env | head -n 3`): stop quietly, as shell tools do
         try:

@@ -18,6 +18,8 @@ examples:
   rdmeval prompts verify my_prompts.jsonl                   # check a user file parses
   rdmeval prompts show coco-val --prompts-file annotations/captions_val2014.json --n 1000
   rdmeval prompts make-heldout --prompts-file ./evaluation_metadata.jsonl   # prove the pinned geneval-heldout
+  rdmeval prompts make-heldout --prompts-file ./evaluation_metadata.jsonl \
+      --set coco-train2014.path=./captions_train2014.json   # ... and check it against the pools' COCO captions
   rdmeval prompts make-heldout --seed 2 --out heldout-s2.jsonl --prompts-file ./evaluation_metadata.jsonl
 """
 
@@ -27,35 +29,56 @@ def _params(args: argparse.Namespace) -> dict:
 
 
 def _make_heldout(args: argparse.Namespace) -> int:
-    """Build geneval-heldout from GenEval's rules; without --out, check it against the pinned file."""
+    """--out: make a held-out set against the pools. Without it: prove that the pinned geneval-heldout is
+    what its recipe makes, and run the audit's structure level of it against the pools' readable parts."""
     import tempfile
 
     from rdmeval._assets import asset_dir
-    from rdmeval.contamination.heldout import HELDOUT_SEED, NOT_HELD_OUT, prompt_sources, write_heldout
+    from rdmeval.contamination.heldout import HELDOUT_SEED, NOT_HELD_OUT, exclusion_path, write_heldout, write_heldout_set
+    from rdmeval.contamination.heldout_pools import check_against_pools, heldout_exclusion, load_pools
 
-    official = [p.metadata for p in load_prompt_set("geneval", path=args.prompts_file).prompts]
-    pools = [prompt_sources(Path(p)) for p in args.pool] if args.pool else None
+    official = load_prompt_set("geneval", path=args.prompts_file)
     local = {"geneval": Path(args.prompts_file)} if args.prompts_file else None
+    pools = load_pools(args.pool, args.set, local)
     seed = HELDOUT_SEED if args.seed is None else args.seed
     note = f"(single_object not held out: {', '.join(NOT_HELD_OUT)} has no structure outside the official set)"
     if args.out:
-        records = write_heldout(Path(args.out), seed, official, pools, local)
+        exclusion = heldout_exclusion(official, pools)
+        records = write_heldout_set(Path(args.out), seed, exclusion)
         print(f"wrote {len(records)} held-out GenEval prompts (seed {seed}) to {args.out} {note}")
+        print(f"excluded: the {len(official)} official prompts and these pool parts "
+              f"(recorded in {exclusion_path(Path(args.out))}):")
+        for part in exclusion.parts:
+            print(f"  {part.line()}")
         return 0
-    if args.seed is not None or args.pool:
-        raise RdmevalError("rdmeval prompts make-heldout: --seed/--pool change the set; give --out FILE to write it")
+    if args.seed is not None:
+        raise RdmevalError("rdmeval prompts make-heldout: --seed changes the set; give --out FILE to write it")
     spec = get_spec("geneval-heldout")
     pinned = asset_dir("prompts") / spec.local
     with tempfile.TemporaryDirectory() as tmp:
         fresh = Path(tmp) / spec.local
-        write_heldout(fresh, seed, official, None, local)
+        write_heldout(fresh, seed, [p.metadata for p in official.prompts], None, local)  # v1's recipe
         same = fresh.read_bytes() == pinned.read_bytes()
-    if not same:
+    if same:
+        print(f"geneval-heldout {spec.version}: prompts/{spec.local} is byte-identical to the generator's output "
+              f"with seed {seed} {note}")
+    else:
         print(f"geneval-heldout: prompts/{spec.local} is NOT what the generator makes with seed {seed}")
-        return 1
-    print(f"geneval-heldout {spec.version}: prompts/{spec.local} is byte-identical to the generator's output "
-          f"with seed {seed} {note}")
-    return 0
+    collisions, parts = check_against_pools(load_prompt_set("geneval-heldout"), pools)
+    print(f"the audit's structure level of geneval-heldout {spec.version} against the pools:")
+    for part in parts:
+        print(f"  {part.line()}")
+    for c in collisions:
+        print(f"  FOUND {c.line()}")
+    unread = [p.label for p in parts if not p.checked]
+    if collisions:
+        print(f"geneval-heldout {spec.version}: {len({c.prompt_index for c in collisions})} prompt(s) are NOT held out from "
+              "these pools; make a new version against them (--out FILE) and register it (docs/heldout.md)")
+    elif unread:
+        print(f"no held-out prompt is in the parts checked; NOT checked: {', '.join(unread)}")
+    else:
+        print("no held-out prompt is in any part of these pools")
+    return 0 if same and not collisions else 1
 
 
 def run(args: argparse.Namespace) -> int:
@@ -107,7 +130,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n", type=int, help="coco-val: number of images to sample (default 1000)")
     p.add_argument("--seed", type=int, help="coco-val: sampling seed (default 0); make-heldout: its seed (default: v1's)")
     p.add_argument("--out", help="make-heldout: write the set here (without it, check the pinned geneval-heldout)")
-    p.add_argument("--pool", action="append", metavar="SPEC",
-                   help="make-heldout: also exclude this pool's GenEval prompts (default: the released student's pools)")
+    p.add_argument("--pool", action="append", metavar="NAME|SPEC.toml",
+                   help="make-heldout: a training pool to exclude (with --out) or to check the pinned set against "
+                        "(repeatable; default: the released student's, rdm-s180-generator and rdm-s180-reference)")
+    p.add_argument("--set", action="append", metavar="SOURCE.KEY=VALUE",
+                   help="make-heldout: override a pool source key, e.g. coco-train2014.path=FILE (repeatable)")
     p.add_argument("--head", type=int, default=5, help="show: how many prompts to print (default 5)")
     p.set_defaults(func=run)

@@ -13,6 +13,10 @@ examples:
       --prompts-file geneval=./evaluation_metadata.jsonl --prompts-file coco-val=./captions_val2014.json
   rdmeval reproduce --smoke --out /tmp/smoke        # the same suite on tiny offline models (CPU)
   rdmeval reproduce --suite paper-table --weights model.safetensors --out paper/ --check   # inputs only
+  rdmeval reproduce --suite one-step-field --weights model.safetensors --out field/   # the paper's models + the field
+  rdmeval reproduce --suite one-step-field --smoke --out /tmp/field-smoke   # every family on tiny offline pipelines
+  rdmeval reproduce --suite one-step-field --weights model.safetensors --out field/ \\
+      --model-base sdxl-turbo=./sdxl-turbo --model-weights dmd2-sdxl-1step=./dmd2_sdxl_1step_unet_fp16.bin
 
 Before any model loads, every input of the suite is checked (prompt sets, base pipeline, student weights,
 detector config and checkpoint, CLIP, PickScore model and processor); what is missing is listed at once,
@@ -24,14 +28,14 @@ shows that saved table, and `rdmeval table OUT` renders it in other formats.
 """
 
 
-def _pairs(items: list[str] | None, flag: str) -> dict[str, str]:
+def _pairs(items: list[str] | None, flag: str, example: str = "geneval=./evaluation_metadata.jsonl", what: str = "BENCHMARK") -> dict[str, str]:
     from rdmeval.errors import RdmevalError
 
     out = {}
     for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or not key or not value:
-            raise RdmevalError(f"{flag} {item!r}: expected BENCHMARK=PATH, e.g. {flag} geneval=./evaluation_metadata.jsonl")
+            raise RdmevalError(f"{flag} {item!r}: expected {what}=PATH, e.g. {flag} {example}")
         out[key] = value
     return out
 
@@ -44,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
     opts = ReproduceOptions(
         out=Path(args.out), weights=args.weights, base=args.base, device=args.device, precision=args.precision,
         rng_device=args.rng_device, batch_size=args.batch_size, prompts_files=_pairs(args.prompts_file, "--prompts-file"),
+        model_bases=_pairs(args.model_base, "--model-base", "sdxl-turbo=./sdxl-turbo", "MODEL"),
+        model_weights=_pairs(args.model_weights, "--model-weights", "dmd2-sdxl-1step=./dmd2_sdxl_1step_unet_fp16.bin", "MODEL"),
         limit=args.limit, detector_config=args.detector_config, detector_checkpoint=args.detector_checkpoint,
         clip_pretrained=args.clip_pretrained, pickscore_model=args.pickscore_model,
         pickscore_processor=args.pickscore_processor, allow_incomplete=args.allow_incomplete,
@@ -79,8 +85,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     g = p.add_argument_group("models")
     g.add_argument("--weights", help="student DiT weights (model.safetensors or the .pth)")
     g.add_argument("--base", default=KLEIN_BASE, help=f"base pipeline hub id or folder (default {KLEIN_BASE})")
-    g.add_argument("--precision", default="faithful", choices=["faithful", "bf16", "fp32"], help="see `rdmeval generate --help`")
-    g.add_argument("--device", help="cuda, cuda:1 or cpu (default: cuda if available; LOCAL_RANK under torchrun)")
+    g.add_argument("--model-base", action="append", metavar="MODEL=FOLDER",
+                   help="a diffusers model's pipeline: a local copy (or another hub id) for a suite model (repeatable)")
+    g.add_argument("--model-weights", action="append", metavar="MODEL=FILE",
+                   help="a local copy of a swap preset's UNet/transformer file (dmd2-sdxl-1step, sdxl-lightning-1step; repeatable)")
+    g.add_argument("--precision", default="faithful", choices=["faithful", "bf16", "fp32"],
+                   help="see `rdmeval generate --help`; for diffusers presets faithful is the model card's dtype")
+    g.add_argument("--device", help="cuda, cuda:1 or cpu (default: cuda if available, LOCAL_RANK under torchrun; else the CPU, "
+                        "with a warning giving the expected time per image: --device cpu runs there without it)")
     g.add_argument("--rng-device", help="device whose RNG draws the noise (default cuda if available)")
     g.add_argument("--batch-size", type=int, help="images per forward pass for every benchmark (default: the suite's, as the reference)")
     g.add_argument("--prompts-file", action="append", metavar="BENCHMARK=PATH", help="local copy of a benchmark's prompt file (repeatable)")

@@ -114,7 +114,7 @@ def run_compare(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     from rdmeval.cli.bootstrap_args import add_bootstrap_args
-    from rdmeval.scorers.pickscore.model import DEFAULT_BATCH_SIZE, DEFAULT_MODEL, DEFAULT_PROCESSOR, DTYPES, IMAGE_BACKENDS
+    from rdmeval.scorers.pickscore.defaults import DEFAULT_BATCH_SIZE, DEFAULT_MODEL, DEFAULT_PROCESSOR, DTYPE_NAMES, IMAGE_BACKENDS
 
     p = sub.add_parser("pickscore", help="PickScore of a run directory (mean over prompts, bootstrap CI)",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -125,7 +125,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--processor", default=DEFAULT_PROCESSOR, help=f"hub id or local folder (default {DEFAULT_PROCESSOR})")
     m.add_argument("--model-revision", help="hub revision (commit) of --model; the resolved commit is recorded either way")
     m.add_argument("--processor-revision", help="hub revision (commit) of --processor")
-    m.add_argument("--dtype", default="fp32", choices=list(DTYPES), help="model precision (default fp32; bf16/fp16 for speed on GPU)")
+    m.add_argument("--dtype", default="fp32", choices=list(DTYPE_NAMES), help="model precision (default fp32; bf16/fp16 for speed on GPU)")
     m.add_argument("--image-backend", default="auto", choices=list(IMAGE_BACKENDS),
                    help="CLIP image processor backend (auto = transformers' default, torchvision; recorded)")
     m.add_argument("--device", help="cuda, cuda:1 or cpu (default: cuda if available; LOCAL_RANK under torchrun)")

@@ -13,10 +13,22 @@ Pure text processing and statistics beside the evaluation pipeline (never import
 See docs/contamination.md.
 """
 
-from rdmeval.contamination.audit import AuditResult, run_audit
-from rdmeval.contamination.levels import LEVELS, AuditConfig
-from rdmeval.contamination.normalize import NORMALIZER_VERSION, exact_key, normalized_key
-from rdmeval.contamination.pool_spec import PoolSource, PoolSpec, PoolSpecError, load_pool_spec
+# Names resolve on first use (PEP 562), so reading a pool spec (e.g. while building the CLI's parser)
+# does not import the audit's pandas/numpy stack.
+_EXPORTS = {
+    "AuditResult": "audit", "run_audit": "audit", "LEVELS": "levels", "AuditConfig": "levels",
+    "NORMALIZER_VERSION": "normalize", "exact_key": "normalize", "normalized_key": "normalize",
+    "PoolSource": "pool_spec", "PoolSpec": "pool_spec", "PoolSpecError": "pool_spec", "load_pool_spec": "pool_spec",
+}
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+
 
 __all__ = [
     "LEVELS",

@@ -40,6 +40,7 @@ from rdmeval.contamination.tally import PoolTally
 from rdmeval.errors import RdmevalError
 from rdmeval.io import sha256_file
 from rdmeval.prompts import PromptSet, load_prompt_set
+from rdmeval.standin import STANDIN_NOTE, scores_file_has_standin
 
 HIST_BINS = np.round(np.linspace(0.0, 1.0, 21), 2)
 
@@ -376,6 +377,9 @@ def run_audit(
     failures += pool_failures(spec, pool_audit.tally) + (pool_failures(null, null_audit.tally, "null pool") if null_audit else [])
     check(failures, allow_empty)
     split = _split(pool_audit.prompts, score_frames, n_resamples, seed)
+    standin = [label for label, s in (scores or {}).items() if not isinstance(s, pd.DataFrame) and scores_file_has_standin(s)]
+    if split and standin:  # GenEval verdicts of a smoke run: say so beside the split
+        split["notes"] = [f"{', '.join(standin)}: {STANDIN_NOTE}"]
 
     summary: dict[str, Any] = {
         "rdmeval_version": __version__,

@@ -14,27 +14,35 @@ single_object cannot be held out: the official set already holds all 80 objects,
 single-object structure is left. The held-out set omits that task (``NOT_HELD_OUT``) and every
 report of it says so.
 
-Pools are read through their prompt-set sources (``kind = "prompt_set"`` or
-``"geneval_templates"``), which carry GenEval metadata; text-only sources (captions) are not read
-here: the released student's pools (``benchmarks/pools/rdm-s180-*.toml``) hold GenEval only
-through the registered ``geneval`` set, which the official exclusion already covers.
+v1 was made against the pools' prompt-set sources (``kind = "prompt_set"`` or
+``"geneval_templates"``), which carry GenEval metadata (``write_heldout``, its recipe): the released
+student's pools (``benchmarks/pools/rdm-s180-*.toml``) hold GenEval only through the registered
+``geneval`` set, which the official exclusion already covers. Their COCO caption blocks were not
+read, because the caption file is not shipped. ``write_heldout_set`` makes a set against every
+readable part of the pools, captions included (``rdmeval.contamination.heldout_pools``), and writes
+beside it which parts were checked and which were not (``<set>.exclusion.json``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from rdmeval.contamination.heldout_pools import (
+    PROMPT_SOURCE_KINDS,
+    RELEASED_POOL_NAMES,
+    Exclusion,
+    source_structures,
+    with_local,
+)
 from rdmeval.contamination.pool_spec import PoolSpec, PoolSpecError, pool_spec_from_dict
-from rdmeval.contamination.pools import prompt_set_rows, template_rows
 from rdmeval.contamination.structure import Structure, StructureParser, structure_from_metadata
 from rdmeval.errors import RdmevalError
 from rdmeval.geneval_classes import GENEVAL_OBJECT_NAMES
-from rdmeval.io import atomic_write_text
+from rdmeval.io import atomic_write_json, atomic_write_text
 from rdmeval.prompts.geneval import EXPECTED_COUNTS, TAGS
 from rdmeval.prompts.geneval_generator import GenevalItem, candidate_params
 from rdmeval.specs import read_toml
@@ -45,10 +53,8 @@ HELDOUT_SEED = 1
 NOT_HELD_OUT: tuple[str, ...] = ("single_object",)
 #: Prompts per task: the official counts, for the tasks that can be held out.
 HELDOUT_COUNTS: dict[str, int] = {t: n for t, n in EXPECTED_COUNTS.items() if t not in NOT_HELD_OUT}
-#: The released student's pools: their GenEval blocks are excluded by default.
-RELEASED_POOLS: tuple[str, ...] = ("rdm-s180-generator.toml", "rdm-s180-reference.toml")
-#: Pool source kinds whose rows carry GenEval metadata (read for the exclusion).
-PROMPT_SOURCE_KINDS: tuple[str, ...] = ("prompt_set", "geneval_templates")
+#: The released student's pools (spec files): their GenEval blocks are excluded by default.
+RELEASED_POOLS: tuple[str, ...] = tuple(f"{name}.toml" for name in RELEASED_POOL_NAMES)
 
 
 def prompt_sources(path: Path) -> PoolSpec:
@@ -79,16 +85,8 @@ def pool_structures(specs: Sequence[PoolSpec], local: Mapping[str, Path] | None 
     out: set[Structure] = set()
     for spec in specs:
         for src in spec.sources:
-            if src.kind not in PROMPT_SOURCE_KINDS:
-                continue
-            copy = (local or {}).get(src.prompt_set if src.kind == "prompt_set" else src.classes_from)
-            if copy is not None and src.path is None:
-                src = replace(src, path=Path(copy))
-            rows = prompt_set_rows(src) if src.kind == "prompt_set" else template_rows(src)
-            for _, text, meta in rows:
-                s = parser.structure_of(text, meta)
-                if s is not None:
-                    out.add(s)
+            if src.kind in PROMPT_SOURCE_KINDS:
+                out |= source_structures(with_local(src, local), spec.name, parser)[0]
     return out
 
 
@@ -138,4 +136,29 @@ def write_heldout(
     excluded = structures_of_records(official) | pool_structures(specs, local)
     records = make_heldout(seed, excluded)
     atomic_write_text(out, heldout_text(records))
+    return records
+
+
+def exclusion_path(out: Path) -> Path:
+    """Where the record of a set's exclusion goes: ``name.jsonl`` -> ``name.exclusion.json``."""
+    return out.with_name(f"{out.stem}.exclusion.json")
+
+
+def write_heldout_set(out: Path, seed: int, exclusion: Exclusion) -> list[dict[str, Any]]:
+    """Make a held-out set excluding ``exclusion.structures``; write it and, beside it, the record of
+    what was excluded (``exclusion_path``): the official set, every pool part checked and every part
+    not checked, and why. Both writes are atomic; neither holds a machine path."""
+    import hashlib
+
+    records = make_heldout(seed, exclusion.structures)
+    text = heldout_text(records)
+    atomic_write_text(out, text)
+    counts = {t: sum(r["tag"] == t for r in records) for t in TAGS if t not in NOT_HELD_OUT}
+    atomic_write_json(exclusion_path(out), {
+        "set": out.name, "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(), "n_prompts": len(records),
+        "seed": int(seed), "rules": "rdmeval.prompts.geneval_generator (GenEval's templates and metadata rules)",
+        "counts": counts, "not_held_out": list(NOT_HELD_OUT),
+        "excluded": "every structure (the audit's structure level) of the official prompts and of every pool part checked",
+        **exclusion.describe(),
+    })
     return records

@@ -178,6 +178,11 @@ def _toml_value(text: str) -> Any:
         return text
 
 
+def unset_variables(value: str) -> list[str]:
+    """The ``${VAR}`` names in ``value`` that are not set (or empty) in the environment."""
+    return [v for v in _ENV.findall(value) if not os.environ.get(v)]
+
+
 def _expand(value: str, where: str) -> str:
     def sub(m: re.Match[str]) -> str:
         var = m.group(1)
@@ -301,13 +306,19 @@ def pool_specs() -> Registry[Path]:
                        suffix="; or pass the path of a pool spec TOML file")
 
 
+def pool_spec_file(path: str | os.PathLike[str]) -> Path:
+    """The spec file of ``path``: the path itself, or a packaged spec by name (``rdm-s180-generator``)."""
+    file = Path(path).expanduser()
+    if not file.exists() and not file.suffix:
+        file = pool_specs().get(str(path))
+    return file
+
+
 def load_pool_spec(path: str | os.PathLike[str], overrides: Sequence[str] | Mapping[str, Mapping[str, Any]] | None = None) -> PoolSpec:
     """Read a TOML composition spec, by path or by the name of a packaged one (``rdm-s180-generator``);
     ``overrides`` as ``SOURCE.KEY=VALUE`` strings or a nested dict. Relative paths inside a spec resolve
     against the spec's own folder, so a packaged spec works from any working directory."""
-    file = Path(path).expanduser()
-    if not file.exists() and not file.suffix:
-        file = pool_specs().get(str(path))
+    file = pool_spec_file(path)
     raw = read_toml(file, PoolSpecError, f"{file}: no such pool spec (a TOML file with [[source]] tables)")
     if overrides is None or isinstance(overrides, Mapping):
         parsed = overrides

@@ -164,6 +164,7 @@ def render_markdown(result: AuditResult) -> str:
             for x in subs:
                 srows.append([label, x["subset"], x["n_prompts"], _num4(x["value"]), f"[{_num4(x['ci_low'])}, {_num4(x['ci_high'])}]"])
         lines += [_table(["run", "subset", "prompts", "score", "95 % interval"], srows), ""]
+        lines += [f"Note: {n}" for n in split.get("notes", [])] + ([""] if split.get("notes") else [])
         if "paired" in split:
             lines += ["Paired student - teacher:", "",
                       _table(["subset", "prompts", "student", "teacher", "difference", "95 % interval"],

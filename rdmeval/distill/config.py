@@ -75,12 +75,37 @@ class ToyConfig:
             )
 
 
+BATTERIES: tuple[str, ...] = ("tiny", "released")
+
+
+@dataclass(frozen=True, kw_only=True)
+class FluxConfig:
+    """How the FLUX.2 [klein] student is rendered and which battery judges it (the assets are given apart)."""
+
+    resolution: int = 512  # image height = width; the latent is (128, resolution/16, resolution/16)
+    ctx_len: int = 48  # text tokens per ctx row (the ctx table's row shape is (ctx_len, joint_attention_dim))
+    battery: str = "released"  # "released": the 10 training encoders; "tiny": rdmeval.distill.battery.tiny_battery
+    battery_seed: int = 0  # seed of the tiny stand-ins (unused by the released battery)
+    autocast: bool = True  # bf16 autocast of the DiT on CUDA (fp32 master weights); CPU always runs fp32
+    vae_dtype: str = "bf16"  # the frozen VAE's dtype ("bf16" as released, "fp32" for exactness tests)
+    grad_checkpointing: bool = True  # per-block activation checkpointing of the DiT
+
+    def __post_init__(self) -> None:
+        _positive_int(self, "resolution", "ctx_len")
+        if self.resolution % 16:
+            raise ConfigError(f"FluxConfig.resolution must be a multiple of 16, got {self.resolution}")
+        if self.battery not in BATTERIES:
+            raise ConfigError(f"FluxConfig.battery must be one of {', '.join(BATTERIES)}, got {self.battery!r}")
+        if self.vae_dtype not in ("bf16", "fp32"):
+            raise ConfigError(f"FluxConfig.vae_dtype must be 'bf16' or 'fp32', got {self.vae_dtype!r}")
+
+
 @dataclass(frozen=True, kw_only=True)
 class TrainConfig:
     """One distillation run. ``rollout_size`` is the fresh global batch of every step."""
 
     name: str
-    model: str  # "toy" (runs here) or "flux" (the real klein student; values only, see docs/distill.md)
+    model: str  # "toy" (the CPU stand-in) or "flux" (the FLUX.2 [klein] student, rdmeval/distill/flux_task.py)
     steps: int
     lr: float
     grad_clip: float
@@ -99,13 +124,19 @@ class TrainConfig:
     self_norm_eps: float = 1e-7
     save_freq: int = 20
     deterministic: bool = False
+    fsdp: bool = False  # under torchrun: shard the student with FSDP2 (fully_shard per DiT block); a placement, not data
     toy: ToyConfig | None = None
+    flux: FluxConfig | None = None
 
     def __post_init__(self) -> None:
         if self.model not in ("toy", "flux"):
             raise ConfigError(f"TrainConfig.model must be 'toy' or 'flux', got {self.model!r}")
         if self.model == "toy" and self.toy is None:
             raise ConfigError("TrainConfig.toy must be set when model='toy'")
+        if self.model == "flux" and self.flux is None:
+            raise ConfigError("TrainConfig.flux must be set when model='flux'")
+        if self.fsdp and self.model != "flux":
+            raise ConfigError(f"TrainConfig.fsdp shards the FLUX student; config {self.name!r} trains model {self.model!r}")
         _positive_int(self, "rollout_size", "batch_size", "grad_accum", "world_size", "gen_chunk", "save_freq")
         if not isinstance(self.steps, int) or self.steps < 0:
             raise ConfigError(f"TrainConfig.steps must be an integer >= 0, got {self.steps!r}")
@@ -157,6 +188,8 @@ FLUX_ENCODERS = (
     "inception", "convnext", "mae", "clip", "dinov3_l", "pe_core_l", "siglip2", "aimv2_huge", "webssl_dino_1b", "dreamsim",
 )
 
+TINY_ENCODERS = ("tiny_cls", "tiny_mean", "tiny_attn", "tiny_conv")  # rdmeval.distill.battery.TINY_BATTERY
+
 CONFIGS: dict[str, TrainConfig] = {
     # Tiny toy run for CPU tests and the golden loss curve.
     "debug": TrainConfig(
@@ -195,7 +228,8 @@ CONFIGS: dict[str, TrainConfig] = {
             teacher_steps=32, sigma_scale=1.0, teacher="mixture",
         ),
     ),
-    # The headline FLUX.2 klein geALLcoco recipe (flux_geall.yaml), as values.
+    # The headline FLUX.2 klein geALLcoco recipe (flux_geall.yaml): 8 ranks x batch 8 x 160 chunks, replicated
+    # as released (8 x H200); set fsdp (--fsdp) to shard the student on 80 GB cards.
     "flux_geall": TrainConfig(
         name="flux_geall",
         model="flux",
@@ -209,6 +243,24 @@ CONFIGS: dict[str, TrainConfig] = {
         gen_chunk=8192,
         encoders=FLUX_ENCODERS,
         save_freq=20,
+        flux=FluxConfig(),
+    ),
+    # The tiny klein fixture (rdmeval fixtures tiny-klein) with the tiny battery: the real code path on CPU
+    # in seconds. fp32 throughout so that its renders equal `rdmeval generate --precision fp32`; a large lr
+    # so that a few steps move the weights well past bf16 rounding (the export is bf16).
+    "flux_tiny": TrainConfig(
+        name="flux_tiny",
+        model="flux",
+        steps=4,
+        lr=1e-3,
+        grad_clip=4.0,
+        rollout_size=8,
+        batch_size=4,
+        grad_accum=2,
+        gen_chunk=64,
+        encoders=TINY_ENCODERS,
+        save_freq=2,
+        flux=FluxConfig(resolution=64, battery="tiny", autocast=False, vae_dtype="fp32"),
     ),
 }
 

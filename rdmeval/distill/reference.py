@@ -241,11 +241,19 @@ def build_reference_bundle(
 _SCALARS = {"sigma": float, "k_rr": float, "sigma_scale": float, "beta": float, "s_txt": float, "d_img": int, "d_txt": int}
 
 
-def save_bundle(path: str | os.PathLike[str], bundle: ReferenceBundle) -> Path:
-    """Write a bundle as safetensors (tensors fp32, scalars in the header metadata), atomically."""
+def save_bundle(path: str | os.PathLike[str], bundle: ReferenceBundle, *, provenance: dict | None = None) -> Path:
+    """Write a bundle as safetensors (tensors fp32, scalars in the header metadata), atomically.
+
+    ``provenance`` (how the bundle was built: pool, encoder, seeds, ...) is stored as JSON in the
+    header under ``provenance``; :func:`read_bundle_provenance` reads it back.
+    """
+    import json
+
     from safetensors.torch import save
 
     meta = {"format": BUNDLE_FORMAT}
+    if provenance is not None:
+        meta["provenance"] = json.dumps(provenance, sort_keys=True)
     for name in _SCALARS:
         value = getattr(bundle, name)
         if value is not None:
@@ -284,3 +292,13 @@ def load_bundle(path: str | os.PathLike[str], device: torch.device | str = "cpu"
     except BundleError as exc:
         raise BundleError(f"reference bundle {path}: {exc}") from exc
     return bundle.to(device, torch.float32)
+
+
+def read_bundle_provenance(path: str | os.PathLike[str]) -> dict:
+    """The provenance record stored by :func:`save_bundle` (``{}`` when the bundle has none)."""
+    import json
+
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt", device="cpu") as fh:
+        return json.loads((fh.metadata() or {}).get("provenance", "{}"))

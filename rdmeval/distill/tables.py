@@ -1,9 +1,16 @@
 """Row-aligned conditioning tables (the ctx pool and the τ text table), written in shards.
 
-A table is a folder: ``table.json`` (rows, row shape, dtype, shard size, the prompts' sha256) and
-``shard-00000.npy``, ``shard-00001.npy``, ... . Shards are written atomically one by one, so a build
-that stops resumes at the first missing shard; readers memory-map the shards (the real ctx pool is
-~69 GiB) and gather rows by index.
+A table is a folder: ``table.json`` (rows, row shape, dtype, shard size, the prompts' sha256, what
+encoded them) and ``shard-00000.npy``, ``shard-00001.npy``, ... . ``table.json`` is written first
+(``"complete": false``) and completed last; each shard is filled batch by batch in a temporary file
+and renamed into place when whole, so a build that stops (even killed) resumes at the first missing
+shard, and a resumed build with other prompts, settings or encoder is refused. Readers memory-map
+the shards (the real ctx pool is ~69 GiB) and gather rows by index.
+
+With ``dedupe=True`` only the distinct prompts are encoded and stored (first-occurrence order), and
+``index.npy`` maps each row to its stored row: a pool that tiles the 553 GenEval prompts 32 times
+stores them once, and every copy is the same row, bit for bit. ``len(table)`` and ``table[i]`` are
+always in pool rows.
 """
 
 from __future__ import annotations
@@ -12,8 +19,9 @@ import hashlib
 import io
 import json
 import os
+import tempfile
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -21,8 +29,10 @@ from torch import Tensor
 
 from rdmeval.errors import RdmevalError
 from rdmeval.io import atomic_write_bytes, atomic_write_json
+from rdmeval.io.atomic import TEMP_PREFIX, TEMP_SUFFIX, is_temp_name
 
 TABLE_FORMAT = "rdmeval.distill.table/1"
+INDEX_FILE = "index.npy"
 
 
 class TableError(RdmevalError):
@@ -41,6 +51,42 @@ def _shard_path(folder: Path, i: int) -> Path:
     return folder / f"shard-{i:05d}.npy"
 
 
+def _npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def _write_shard(path: Path, rows: Sequence[str], encode: Callable[[Sequence[str]], Tensor], batch_size: int, dtype: str) -> None:
+    """Encode ``rows`` batch by batch into a temporary .npy beside ``path``; rename it when whole."""
+    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+    os.close(fd)
+    try:
+        out: np.ndarray | None = None
+        for start in range(0, len(rows), batch_size):
+            chunk = rows[start:start + batch_size]
+            block = encode(chunk).detach().float().cpu().numpy()
+            if block.shape[0] != len(chunk):
+                raise TableError(f"the encoder returned {block.shape[0]} rows for {len(chunk)} prompts")
+            if out is None:
+                out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=(len(rows), *block.shape[1:]))
+            elif block.shape[1:] != out.shape[1:]:
+                raise TableError(f"the encoder returned rows of shape {block.shape[1:]}, earlier ones were {out.shape[1:]}")
+            out[start:start + len(chunk)] = block
+        assert out is not None
+        out.flush()
+        del out
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
 def write_table(
     folder: str | os.PathLike[str],
     prompts: Sequence[str],
@@ -50,41 +96,52 @@ def write_table(
     batch_size: int = 64,
     dtype: str = "float16",
     on_shard: Callable[[int, int], None] | None = None,
+    info: Mapping[str, Any] | None = None,
+    dedupe: bool = False,
 ) -> Path:
-    """Encode ``prompts`` in order into ``folder``; shards already there are kept (resume)."""
+    """Encode ``prompts`` in order into ``folder``; shards already there are kept (resume).
+
+    ``info`` (JSON-able: what encoded the rows) is stored and must match on resume; ``dedupe``
+    encodes each distinct prompt once (see the module doc). ``on_shard(i, n)`` is called after
+    shard ``i`` of ``n`` is written (not for shards kept from an earlier run).
+    """
+    if shard_rows < 1 or batch_size < 1:
+        raise TableError(f"shard_rows and batch_size must be >= 1, got {shard_rows} and {batch_size}")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    digest = prompts_sha256(prompts)
+    stored = list(dict.fromkeys(prompts)) if dedupe else list(prompts)
+    n_shards = (len(stored) + shard_rows - 1) // shard_rows
+    meta: dict[str, Any] = {
+        "format": TABLE_FORMAT, "rows": len(prompts), "stored_rows": len(stored), "row_shape": None, "dtype": dtype,
+        "shard_rows": shard_rows, "shards": n_shards, "prompts_sha256": prompts_sha256(prompts),
+        "index": INDEX_FILE if dedupe else None, "info": json.loads(json.dumps(dict(info or {}))), "complete": False,
+    }
     meta_path = folder / "table.json"
     if meta_path.exists():
-        meta = json.loads(meta_path.read_text())
-        if meta.get("prompts_sha256") != digest or meta.get("shard_rows") != shard_rows or meta.get("dtype") != dtype:
+        old = json.loads(meta_path.read_text())
+        changed = [k for k in ("prompts_sha256", "shard_rows", "dtype", "index", "info") if old.get(k) != meta[k]]
+        if changed:
             raise TableError(
-                f"{folder} holds a table of other prompts or settings; use another --out folder or remove it"
+                f"{folder} holds a table of other {'/'.join(changed)}; use another output folder or remove it"
             )
-    n_shards = (len(prompts) + shard_rows - 1) // shard_rows
+    else:
+        atomic_write_json(meta_path, meta)
+    for stale in folder.iterdir():  # temporary shards of a killed build
+        if is_temp_name(stale.name):
+            stale.unlink(missing_ok=True)
+    if dedupe:
+        position = {p: i for i, p in enumerate(stored)}
+        atomic_write_bytes(folder / INDEX_FILE, _npy_bytes(np.array([position[p] for p in prompts], dtype=np.int64)))
     row_shape: list[int] | None = None
     for i in range(n_shards):
         path = _shard_path(folder, i)
-        rows = prompts[i * shard_rows:(i + 1) * shard_rows]
-        if path.exists():
-            done = np.load(path, mmap_mode="r")
-            if done.shape[0] == len(rows):
-                row_shape = list(done.shape[1:])
-                continue
-        parts = [encode(rows[j:j + batch_size]).detach().float().cpu() for j in range(0, len(rows), batch_size)]
-        block = torch.cat(parts).numpy().astype(dtype)
-        row_shape = list(block.shape[1:])
-        buffer = io.BytesIO()
-        np.save(buffer, block)
-        atomic_write_bytes(path, buffer.getvalue())
-        if on_shard is not None:
-            on_shard(i + 1, n_shards)
-    meta = {
-        "format": TABLE_FORMAT, "rows": len(prompts), "row_shape": row_shape, "dtype": dtype,
-        "shard_rows": shard_rows, "shards": n_shards, "prompts_sha256": digest,
-    }
-    atomic_write_json(meta_path, meta)
+        rows = stored[i * shard_rows:(i + 1) * shard_rows]
+        if not (path.exists() and np.load(path, mmap_mode="r").shape[0] == len(rows)):
+            _write_shard(path, rows, encode, batch_size, dtype)
+            if on_shard is not None:
+                on_shard(i + 1, n_shards)
+        row_shape = list(np.load(path, mmap_mode="r").shape[1:])
+    atomic_write_json(meta_path, {**meta, "row_shape": row_shape, "complete": True})
     return folder
 
 
@@ -99,6 +156,8 @@ class Table:
         self.meta = json.loads(meta_path.read_text())
         if self.meta.get("format") != TABLE_FORMAT:
             raise TableError(f"{meta_path}: format {self.meta.get('format')!r} is not {TABLE_FORMAT!r}")
+        if self.meta.get("complete") is False:
+            raise TableError(f"{self.folder}: the table build did not finish; run it again to resume")
         self.shard_rows = int(self.meta["shard_rows"])
         self.shards = []
         for i in range(int(self.meta["shards"])):
@@ -106,20 +165,68 @@ class Table:
             if not path.is_file():
                 raise TableError(f"{path} is missing: the table build did not finish; run it again to resume")
             self.shards.append(np.load(path, mmap_mode="r"))
-        if sum(s.shape[0] for s in self.shards) != self.meta["rows"]:
-            raise TableError(f"{self.folder}: the shards hold {sum(s.shape[0] for s in self.shards)} rows, table.json says {self.meta['rows']}")
+        stored = int(self.meta.get("stored_rows", self.meta["rows"]))
+        if sum(s.shape[0] for s in self.shards) != stored:
+            raise TableError(f"{self.folder}: the shards hold {sum(s.shape[0] for s in self.shards)} rows, table.json says {stored}")
+        self.index: np.ndarray | None = None
+        if self.meta.get("index"):
+            self.index = np.load(self.folder / self.meta["index"], mmap_mode="r")
+            if self.index.shape != (len(self),):
+                raise TableError(f"{self.folder}: {self.meta['index']} maps {self.index.shape[0]} rows, table.json says {len(self)}")
 
     def __len__(self) -> int:
         return int(self.meta["rows"])
 
     @property
     def row_shape(self) -> tuple[int, ...]:
-        return tuple(self.meta["row_shape"])
+        return tuple(self.meta["row_shape"] or ())
+
+    @property
+    def prompts_sha256(self) -> str:
+        return str(self.meta["prompts_sha256"])
+
+    @property
+    def info(self) -> dict[str, Any]:
+        return dict(self.meta.get("info") or {})
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """(rows, *row_shape), as a tensor's shape (the trainer reads τ's width as ``shape[1]``)."""
+        return (len(self), *self.row_shape)
 
     def __getitem__(self, idx: Tensor | Sequence[int] | int) -> Tensor:
-        flat = torch.as_tensor(idx, dtype=torch.long).reshape(-1)
-        if flat.numel() and (int(flat.min()) < 0 or int(flat.max()) >= len(self)):
+        shape = torch.as_tensor(idx).shape
+        flat = torch.as_tensor(idx, dtype=torch.long).reshape(-1).cpu().numpy()
+        if flat.size and (int(flat.min()) < 0 or int(flat.max()) >= len(self)):
             raise TableError(f"row index out of range for a table of {len(self)} rows")
-        rows = [np.asarray(self.shards[int(i) // self.shard_rows][int(i) % self.shard_rows]) for i in flat]
-        out = torch.from_numpy(np.stack(rows).astype(np.float32)) if rows else torch.empty((0, *self.row_shape))
-        return out.reshape(*torch.as_tensor(idx).shape, *self.row_shape)
+        stored = np.asarray(self.index[flat]) if self.index is not None else flat
+        out = np.empty((flat.size, *self.row_shape), dtype=np.float32)
+        shard_of = stored // self.shard_rows
+        for s in np.unique(shard_of):
+            mask = shard_of == s
+            out[mask] = self.shards[int(s)][stored[mask] % self.shard_rows]
+        return torch.from_numpy(out).reshape(*shape, *self.row_shape)
+
+    def rows(self, start: int, stop: int) -> np.ndarray:
+        """Pool rows ``[start, stop)`` as one array in the stored dtype (contiguous shard slices when not deduplicated)."""
+        start, stop = max(0, start), min(len(self), stop)
+        if self.index is not None:
+            return np.asarray(self[torch.arange(start, stop)].numpy(), dtype=self.meta["dtype"])
+        parts = []
+        while start < stop:
+            shard, offset = divmod(start, self.shard_rows)
+            take = min(stop - start, self.shard_rows - offset)
+            parts.append(np.asarray(self.shards[shard][offset:offset + take]))
+            start += take
+        return np.concatenate(parts) if parts else np.empty((0, *self.row_shape), dtype=self.meta["dtype"])
+
+
+def check_row_aligned(*tables: Table) -> None:
+    """Refuse tables that do not hold the same prompts in the same row order."""
+    first = tables[0]
+    for other in tables[1:]:
+        if len(other) != len(first) or other.prompts_sha256 != first.prompts_sha256:
+            raise TableError(
+                f"{first.folder} ({len(first)} rows) and {other.folder} ({len(other)} rows) were built from different "
+                "prompts or row orders; build both from the same pool spec"
+            )

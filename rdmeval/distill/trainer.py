@@ -15,6 +15,11 @@
 
 Checkpoints hold the model, the optimizer, the step and the RNG states (the reference keeps only
 the model), are written atomically and loaded with ``weights_only=True``.
+
+A student sharded with FSDP2 (``fully_shard``; its parameters are DTensors) gets its gradients
+reduce-scattered and averaged over ranks by FSDP during each backward, so step 3 is skipped for
+it; its checkpoints hold the full (unsharded) model and optimizer state in the same layout as an
+unsharded run's, so a run can resume on another number of ranks, sharded or not.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
+from torch.distributed.tensor import DTensor
 
 from rdmeval.errors import RdmevalError
 from rdmeval.io import atomic_write_bytes
@@ -39,8 +45,11 @@ from rdmeval.distill.loss import objective
 from rdmeval.distill.reference import ReferenceBundle, joint_feature
 
 CHECKPOINT_FORMAT = "rdmeval.distill.checkpoint/1"
-# Fields that may change between a checkpoint and the run that resumes it.
-RESUMABLE_CHANGES = frozenset({"steps", "save_freq"})
+# Fields that may change between a checkpoint and the run that resumes it. The data do not depend on
+# the layout: chunk c of a step is seeded by its global index and the global batch is gathered in chunk
+# order, so (world_size, grad_accum) may change as long as batch_size and rollout_size do not (the
+# config enforces rollout = batch x world x accum); fsdp is where the parameters live, not what they are.
+RESUMABLE_CHANGES = frozenset({"steps", "save_freq", "world_size", "grad_accum", "fsdp"})
 
 
 class CheckpointError(RdmevalError):
@@ -96,6 +105,8 @@ class Trainer:
         )
         self.weights = config.weights()
         self.step = 0
+        self.sharded = any(isinstance(p, DTensor) for p in self.params)
+        self._names = [n for n, p in task.student.named_parameters() if p.requires_grad]
 
     def _check_references(self) -> None:
         cfg, bundles = self.config, self.task.bundles
@@ -168,9 +179,10 @@ class Trainer:
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
         for p, g in zip(self.params, grads):
             p.grad = g
-        if self.world_size > 1:
-            all_reduce_mean_(grads, self.group)
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, cfg.grad_clip))
+        if self.world_size > 1 and not self.sharded:
+            all_reduce_mean_(grads, self.group)  # FSDP has already reduce-scattered (averaged) sharded gradients
+        norm = torch.nn.utils.clip_grad_norm_(self.params, cfg.grad_clip)
+        grad_norm = float(norm.full_tensor() if isinstance(norm, DTensor) else norm)
         raw = {name: float(v) for name, v in values["raw"].items()}
         skipped = not (math.isfinite(float(total)) and math.isfinite(grad_norm))
         if skipped:
@@ -186,14 +198,41 @@ class Trainer:
         rng: dict[str, Any] = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
+        if self.sharded:  # a collective: every rank calls it; the full tensors land on rank 0 (CPU)
+            model, optimizer = self._full_sharded_state()
+        else:
+            model, optimizer = self.task.student.state_dict(), self.optimizer.state_dict()
         return {
             "format": CHECKPOINT_FORMAT,
             "config": asdict(self.config),
             "step": self.step,
-            "model": self.task.student.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
+            "model": model,
+            "optimizer": optimizer,
             "rng": rng,
         }
+
+    def _full_sharded_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Gathered model and optimizer state, the optimizer keyed by parameter index like ``Optimizer.state_dict``."""
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict, get_optimizer_state_dict
+
+        options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+        model = get_model_state_dict(self.task.student, options=options)
+        optim = get_optimizer_state_dict(self.task.student, self.optimizer, options=options)
+        if not optim.get("param_groups"):  # cpu_offload leaves the gathered state on rank 0 only
+            return model, {"state": {}, "param_groups": []}
+        index = {name: i for i, name in enumerate(self._names)}
+        groups = [{**g, "params": [index[n] for n in g["params"]]} for g in optim["param_groups"]]
+        state = {index[name]: value for name, value in optim["state"].items()}
+        return model, {"state": state, "param_groups": groups}
+
+    def _load_sharded_state(self, model: dict[str, Any], optimizer: dict[str, Any]) -> None:
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict, set_optimizer_state_dict
+
+        options = StateDictOptions(full_state_dict=True)
+        set_model_state_dict(self.task.student, model, options=options)
+        groups = [{**g, "params": [self._names[i] for i in g["params"]]} for g in optimizer["param_groups"]]
+        state = {self._names[int(i)]: v for i, v in optimizer["state"].items()}
+        set_optimizer_state_dict(self.task.student, self.optimizer, {"state": state, "param_groups": groups}, options=options)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("format") != CHECKPOINT_FORMAT:
@@ -203,8 +242,11 @@ class Trainer:
         if changed:
             detail = ", ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in changed)
             raise CheckpointError(f"the checkpoint was written by a different config ({detail}); resume with the same config")
-        self.task.student.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        if self.sharded:
+            self._load_sharded_state(state["model"], state["optimizer"])
+        else:
+            self.task.student.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
         self.step = int(state["step"])
         torch.set_rng_state(state["rng"]["torch"])
         if "cuda" in state["rng"] and torch.cuda.is_available():
@@ -220,7 +262,7 @@ class Trainer:
         if not path.is_file():
             raise CheckpointError(f"checkpoint {path} does not exist; check --resume or the --out directory")
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         except Exception as exc:
             raise CheckpointError(f"checkpoint {path} cannot be read with weights_only=True ({exc})") from exc
         try:

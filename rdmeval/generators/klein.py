@@ -40,6 +40,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import logging
 import os
 import warnings
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ from rdmeval.generators.text_encoder import DEFAULT_TEXT_LAYERS, PromptEncoder, 
 if TYPE_CHECKING:
     from rdmeval.generators.registry import GeneratorOptions
 
+log = logging.getLogger(__name__)
 PRESET_STEPS: dict[str, int] = {"teacher": 4, "naive": 1, "student": 1}
 PIPELINE_CLASS = "Flux2KleinPipeline"
 # What a hub snapshot needs; never the 8 GB BFL-format file at the repo root.
@@ -116,8 +118,22 @@ def _looks_like_path(base: str) -> bool:
     return base.startswith(("/", ".", "~")) or base.count("/") != 1
 
 
-def resolve_base(base: str, *, need_transformer: bool) -> tuple[Path, dict[str, Any]]:
-    """A local pipeline folder for ``--base`` (a folder, or a hub id fetched/cached with huggingface_hub)."""
+def hub_unreachable(base: str, exc: BaseException) -> RdmevalError:
+    """The one-line error for a hub id whose files cannot be fetched (offline, gated, 404, HTTP errors)."""
+    first = (str(exc).strip().splitlines() or [""])[0]
+    first = first if len(first) <= 160 else first[:157].rstrip() + "..."
+    return RdmevalError(
+        f"--base {base}: the pipeline's weights are fetched from the Hugging Face hub, which did not give them "
+        f"({type(exc).__name__}{': ' + first if first else ''}). Pass a local copy with --base FOLDER (made where "
+        f"there is network with `hf download {base} --local-dir FOLDER`), or run with network access "
+        "(and `hf auth login` if the repo is gated)"
+    )
+
+
+def resolve_base(base: str, *, need_transformer: bool, configs_only: bool = False) -> tuple[Path, dict[str, Any]]:
+    """A local pipeline folder for ``--base`` (a folder, or a hub id fetched/cached with huggingface_hub).
+
+    ``configs_only``: fetch only ``model_index.json`` and the components' ``config.json`` (a few kB)."""
     path = Path(base).expanduser()
     if path.is_dir():
         local, info = path.resolve(), {"source": "local", "path": str(path.resolve())}
@@ -126,15 +142,12 @@ def resolve_base(base: str, *, need_transformer: bool) -> tuple[Path, dict[str, 
     else:
         from huggingface_hub import snapshot_download
 
-        patterns = _HUB_PATTERNS + (["transformer/*"] if need_transformer else [])
+        patterns = ["model_index.json", "*/config.json"] if configs_only else (
+            _HUB_PATTERNS + (["transformer/*"] if need_transformer else []))
         try:
             local = Path(snapshot_download(repo_id=base, allow_patterns=patterns))
         except Exception as exc:  # huggingface_hub raises many kinds (offline, gated, 404, HTTP)
-            raise RdmevalError(
-                f"--base {base}: cannot get the pipeline from the Hugging Face hub ({type(exc).__name__}: "
-                f"{str(exc).splitlines()[0] if str(exc) else ''}). Run once with network access (and `hf auth login` "
-                "if the repo is gated), or pass a local pipeline folder."
-            ) from None
+            raise hub_unreachable(base, exc) from None
         info = {"source": "hub", "repo_id": base, "revision": local.name}
     index_path = local / "model_index.json"
     try:
@@ -203,6 +216,13 @@ class KleinGenerator:
 
         r = REGIMES[precision]
         dev = resolve_device(device)
+        if device is None and dev.type == "cpu":  # not chosen: say what the CPU costs, before any weight loads
+            from rdmeval.generators.cpu_cost import warn_if_cpu_is_slow
+
+            warn_if_cpu_is_slow(resolve_base(base, need_transformer=False, configs_only=True)[0], preset=preset,
+                                steps=steps, height=height, width=width, ctx_len=ctx_len, text_layers=text_layers,
+                                precision=r.name, weight_dtype=r.dit_dtype, autocast=r.autocast)
+        log.info("loading FLUX.2 [klein] %s (%d step%s) from %s on %s ...", preset, steps, "s" if steps != 1 else "", base, dev)
         local, base_info = resolve_base(base, need_transformer=weights is None)
         scheduler = FlowMatchEulerDiscreteScheduler.from_pretrained(local, subfolder="scheduler")
         tokenizer = AutoTokenizer.from_pretrained(local / "tokenizer")
@@ -225,6 +245,10 @@ class KleinGenerator:
         )
         self.weights_path = str(Path(weights).expanduser().resolve()) if weights else None
         self.weights_info = weights_info
+        # a local --base folder's identity is hashed over the pipeline's components, the transformer's weights
+        # included even when --weights replaces them: one folder has one identity, whichever model reads it
+        self._base_folder = local if base_info.get("source") == "local" else None
+        self._base_patterns = _HUB_PATTERNS + ["transformer/*"]
 
     @classmethod
     def from_modules(
@@ -263,6 +287,7 @@ class KleinGenerator:
             base_label="(in-memory modules)",
         )
         self.weights_path, self.weights_info = None, {}
+        self._base_folder, self._base_patterns = None, []
         return self
 
     def _setup(self, *, preset: str, transformer: torch.nn.Module, vae: torch.nn.Module, text: Any, tokenizer: Any, scheduler: Any,
@@ -325,6 +350,7 @@ class KleinGenerator:
         if self.weights_path and self._weights_sha256 is None:
             from rdmeval.io import sha256_file
 
+            log.info("hashing the student weights %s (sha256, for the manifest) ...", Path(self.weights_path).name)
             self._weights_sha256 = sha256_file(self.weights_path)
         return self._weights_sha256
 
@@ -352,6 +378,22 @@ class KleinGenerator:
             "diffusers": metadata.version("diffusers"),
         }
 
+    def provenance(self) -> dict[str, Any]:
+        """The base pipeline's identity, recorded beside the request (``execution.provenance``), never compared.
+
+        A hub base is identified by its commit (``describe()["base"]["revision"]``); a local folder by
+        :func:`~rdmeval.io.sha256_folder` over the files this generator reads (``base_sha256``). Not part
+        of :meth:`describe`, so runs made before it was recorded still resume."""
+        if self._base_folder is None:
+            return {}
+        if getattr(self, "_provenance", None) is None:
+            from rdmeval.io import sha256_folder
+
+            found = sha256_folder(self._base_folder, self._base_patterns)
+            self._provenance = {"base_sha256": found["sha256"], "base_files": found["files"],
+                                "base_hashed": list(self._base_patterns)}
+        return dict(self._provenance)
+
     def generate(self, prompts: Sequence[str], latents: torch.Tensor) -> np.ndarray:
         prompts = list(prompts)
         if latents.ndim != 4 or tuple(latents.shape[1:]) != self.latent_shape or latents.shape[0] != len(prompts):
@@ -363,6 +405,33 @@ class KleinGenerator:
             images = self._sample(embeds, latents.to(self.device, torch.float32))
             self._check_finite(images, "the decoded image (VAE output)")
             return to_uint8(images, self.uint8_mode)
+
+    # ----- checkpoint sweeps: one pipeline, many student checkpoints --------------------------
+    def swap_weights(self, weights: str | os.PathLike[str]) -> None:
+        """Load another student checkpoint into the DiT in place (``rdmeval sweep``).
+
+        The text encoder, VAE and scheduler stay loaded; the DiT's parameters are overwritten with the
+        file's (read, converted and checked strictly as a fresh ``--weights`` load, so a bad file
+        changes nothing), and ``describe()`` then names the new file. The result equals a generator
+        built with ``weights=`` this file (tests/test_sweep.py compares the two)."""
+        if self.weights_path is None:
+            raise RdmevalError(f"--model {self.preset} runs the released weights of --base; only a student "
+                               "(built with --weights) can swap in another checkpoint")
+        from rdmeval.generators.weights import load_weights_into
+
+        transformer = self.pipe.transformer
+        info = load_weights_into(transformer, weights, target=f"the transformer of --base {self.base_label}")
+        self.weights_path = str(Path(weights).expanduser().resolve())
+        self.weights_info = info
+        self._weights_sha256 = None
+
+    def set_ctx_len(self, ctx_len: int) -> None:
+        """Use another text length (a benchmark's ``ctx_len``) without reloading anything."""
+        if int(ctx_len) == self.ctx_len:
+            return
+        self.prompts = PromptEncoder(self.prompts.tokenizer, self.text, ctx_len=int(ctx_len),
+                                     out_dtype=self.regime.embed_dtype, cache_size=0)
+        self.ctx_len = int(ctx_len)
 
     # ----- non-finite outputs ---------------------------------------------------------------
     def _checkpoint(self) -> str:

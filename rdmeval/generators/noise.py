@@ -15,15 +15,13 @@ from typing import Sequence
 
 import torch
 
-from rdmeval.api.benchmark import GENEVAL_SEED_BASE, SeedPolicy
+from rdmeval.api.benchmark import GENEVAL_SEED_BASE, GENEVAL_SEEDS, PICKAPIC_SEEDS, SeedPolicy
 from rdmeval.api.layout import WorkItem
 from rdmeval.errors import RdmevalError
 
 __all__ = ["GENEVAL_SEEDS", "GENEVAL_SEED_BASE", "MAX_SAMPLES_PER_PROMPT", "NoiseSource", "PICKAPIC_SEEDS", "SeedPolicy", "default_rng_device"]
 
 MAX_SAMPLES_PER_PROMPT = 100  # the per-sample formula reserves 100 seeds per prompt
-GENEVAL_SEEDS = SeedPolicy("per-sample", base=GENEVAL_SEED_BASE)
-PICKAPIC_SEEDS = SeedPolicy("one-call", seed=0)
 
 
 def default_rng_device() -> str:

@@ -24,7 +24,7 @@ from torch import nn
 
 from rdmeval.errors import RdmevalError
 
-DEFAULT_TEXT_LAYERS: tuple[int, ...] = (9, 18, 27)
+from rdmeval.generators.text_layers import DEFAULT_TEXT_LAYERS  # re-exported
 
 
 def _base_model(model: nn.Module) -> nn.Module:

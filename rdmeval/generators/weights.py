@@ -385,3 +385,25 @@ def load_transformer_weights(
     model = torch.nn.Module.to(model, device=device, dtype=dtype)
     model.eval().requires_grad_(False)
     return model, info
+
+
+def load_weights_into(
+    model: torch.nn.Module,
+    path: str | os.PathLike[str],
+    *,
+    target: str = "the FLUX.2 [klein] transformer",
+) -> dict[str, Any]:
+    """Copy the weights of ``path`` into the parameters of ``model``, in place (a checkpoint swap).
+
+    The file goes through the same reading, naming detection, conversion and strict key/shape check as
+    :func:`load_transformer_weights`; only then are the tensors copied into the existing parameters
+    (``load_state_dict``, which casts to each parameter's dtype and device), so a bad file leaves the
+    model as it was. The copy casts as ``Module.to`` does on a fresh load (both round to nearest), so
+    the swapped model equals a freshly loaded one bit for bit. Returns the same provenance dict.
+    """
+    raw = read_state_dict(path)
+    sd, info = to_diffusers_state_dict(raw, expected_shapes(model), source=f"--weights {path}", target=target)
+    info["file_dtypes"] = sorted({str(t.dtype).removeprefix("torch.") for t in sd.values()})
+    with torch.no_grad():
+        model.load_state_dict(sd, strict=True)
+    return info

@@ -1,11 +1,14 @@
-"""sha256 of (possibly multi-GB) files, cached by (path, size, mtime) so a weight file is hashed once."""
+"""sha256 of (possibly multi-GB) files, cached by (path, size, mtime) so a weight file is hashed once,
+and of folders (a pipeline folder's identity: :func:`sha256_folder`)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+from fnmatch import fnmatch
 from pathlib import Path
+from typing import Sequence
 
 from rdmeval.cache import cache_dir
 
@@ -52,3 +55,29 @@ def sha256_file(path: str | os.PathLike[str], *, use_cache: bool = True) -> str:
         except OSError:
             pass
     return digest
+
+
+def sha256_folder(root: str | os.PathLike[str], patterns: Sequence[str] | None = None) -> dict[str, object]:
+    """The identity of a folder's content: ``{"sha256": hex, "files": n}``.
+
+    The hash is the sha256 of one line ``<relative posix path>\t<size>\t<sha256 of the file>\n`` per
+    file, in path order: every regular file under ``root`` (links followed), hidden names (``.git``,
+    ``.cache``, ...) left out, and with ``patterns`` only the relative paths that match one of them
+    (``fnmatch``, as ``huggingface_hub`` filters a download). File hashes go through
+    :func:`sha256_file`'s cache, so a multi-GB pipeline folder is read once.
+    """
+    base = Path(root)
+    lines = []
+    for dirpath, dirnames, filenames in os.walk(base, followlinks=True):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in filenames:
+            if name.startswith("."):
+                continue
+            path = Path(dirpath) / name
+            rel = path.relative_to(base).as_posix()
+            if patterns is not None and not any(fnmatch(rel, pat) for pat in patterns):
+                continue
+            if path.is_file():
+                lines.append(f"{rel}\t{path.stat().st_size}\t{sha256_file(path)}\n")
+    lines.sort()
+    return {"sha256": hashlib.sha256("".join(lines).encode("utf-8")).hexdigest(), "files": len(lines)}

@@ -1,7 +1,8 @@
 """``build_report(run_root, out)``: the static HTML report of a run root, written atomically.
 
 The report folder holds ``index.html``, ``report.css``, ``report.js``, ``charts/*.png``, the
-gallery's thumbnails under ``img/`` and the table in every format (``table.md/.csv/.json/.tex``).
+gallery's thumbnails under ``img/`` and the table in every format (``table.md/.csv/.json/.tex``, and
+the paper style's ``table-paper.md/.tex``).
 All links are relative, so the folder can be copied anywhere and opened offline.
 
 It is built in a temporary sibling folder and moved into place at the end, so ``out`` holds
@@ -26,11 +27,15 @@ from rdmeval import __version__
 from rdmeval.bootstrap import N_RESAMPLES, SEED
 from rdmeval.errors import RdmevalError
 from rdmeval.api.layout import RunLayout
-from rdmeval.report.charts import Bar, pickscore_chart, task_chart
+from rdmeval.report.charts import GAP_SETS, Bar, heldout_chart, pickscore_chart, task_chart
 from rdmeval.report.gallery import collect_galleries, write_thumbnails
 from rdmeval.report.html import CSS, JS, Figure, page
+from rdmeval.report.paper_html import PAPER_CSS, PAPER_TABLES
+from rdmeval.report.step_charts import step_figures, sweep_gallery_models
+from rdmeval.results.heldout_section import SECTION_KEY as HELDOUT_SECTION, section_models
 from rdmeval.results.saved import TABLE_JSON, load_saved_table, rows_newer_than_saved, saved_table_path
 from rdmeval.results.table import SHOWN, ResultsTable, RunRoot, build_table, read_run_root, scorer_family
+from rdmeval.standin import STANDIN_NOTE
 
 MARKER = ".rdmeval-report"
 DEFAULT_THUMB = 256
@@ -73,8 +78,41 @@ def _task_figures(table: ResultsTable, dest: Path) -> list[Figure]:
         missing = [f"{m}: {s.cells[('overall', m)].shown()}" for m in s.col_keys if s.cells[("overall", m)].value is None
                    or s.cells[("overall", m)].status not in SHOWN]
         figures.append(Figure(name, s.title, "Accuracy per task (%), error bars: the scorer's bootstrap interval; "
-                              "diamonds: published figures." + (" No bar: " + "; ".join(missing) if missing else "")))
+                              "diamonds: published figures." + (" No bar: " + "; ".join(missing) if missing else "")
+                              + (f" {STANDIN_NOTE}" if STANDIN_NOTE in s.notes else "")))
     return figures
+
+
+def _heldout_figures(table: ResultsTable, dest: Path) -> list[Figure]:
+    """The in-distribution gap chart, drawn from the table's ``heldout`` section (its numbers are
+    ``rdmeval.results.heldout_gap``'s); none when the run root has no held-out runs."""
+    s = next((s for s in table.sections if s.key == HELDOUT_SECTION and s.row_keys), None)
+    if s is None:
+        return []
+    student, teacher = section_models(s)
+
+    def value(row: str, col: str) -> float | None:
+        c = s.cells[(row, col)]
+        return c.value if c.status in SHOWN else None
+
+    accuracy = {(r, m, which): value(r, f"{role}_{which}") for r in s.row_keys
+                for m, role in ((teacher, "teacher"), (student, "student")) for which, _ in GAP_SETS}
+    differences = {}
+    for r in s.row_keys:
+        for key in ("geneval", "heldout", "gap"):
+            c = s.cells[(r, key if key == "gap" else f"diff_{key}")]
+            v = value(r, key if key == "gap" else f"diff_{key}")
+            differences[(r, key)] = Bar(v, c.ci_low if v is not None else None, c.ci_high if v is not None else None)
+    name = "charts/heldout-gap.png"
+    (dest / name).write_bytes(heldout_chart(s.title, s.row_keys, [teacher, student], accuracy, differences,
+                                            diff_label=f"{student} - {teacher}"))
+    not_held = [r for r in s.row_keys if differences[(r, "gap")].value is None]
+    caption = (f"Left: accuracy per task (%) of {teacher} and {student} on GenEval (solid) and on held-out GenEval "
+               "(hatched); Overall is the mean over the held-out tasks, not GenEval's six-task Overall. Right: "
+               f"{student} - {teacher} on each set (paired) and the gap = GenEval difference - held-out difference, "
+               "in percentage points, with the bootstrap intervals of the table's In-distribution gap section."
+               + (f" Not held out (GenEval only): {', '.join(not_held)}." if not_held else ""))
+    return [Figure(name, s.title, caption)]
 
 
 def _pickscore_figures(rr: RunRoot, table: ResultsTable, models: Sequence[str], dest: Path) -> list[Figure]:
@@ -167,19 +205,23 @@ def build_report(
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         (tmp / "charts").mkdir()
-        figures = _task_figures(table, tmp) + _pickscore_figures(rr, table, models, tmp)
-        galleries = collect_galleries(rr, models, max_prompts=max_prompts) if gallery else []
+        figures = (step_figures(table, tmp) + _task_figures(table, tmp) + _heldout_figures(table, tmp)
+                   + _pickscore_figures(rr, table, models, tmp))
+        shown = sweep_gallery_models(table) or models  # a sweep's gallery: the declared and the best steps
+        galleries = collect_galleries(rr, shown, max_prompts=max_prompts) if gallery else []
         n_images = write_thumbnails(galleries, tmp, thumb_size, workers=workers) if galleries else 0
         for fmt, name in (("md", "table.md"), ("csv", "table.csv"), ("json", "table.json"), ("latex", "table.tex")):
             (tmp / name).write_text(table.render(fmt), encoding="utf-8")
-        (tmp / "report.css").write_text(CSS, encoding="utf-8")
+        for name, fmt in PAPER_TABLES:  # the card's table as a paper prints it
+            (tmp / name).write_text(table.render(fmt, style="paper"), encoding="utf-8")
+        (tmp / "report.css").write_text(CSS + PAPER_CSS, encoding="utf-8")
         (tmp / "report.js").write_text(JS, encoding="utf-8")
         generated = time.strftime("%Y-%m-%d %H:%M:%S %z")
         html = page(table, figures, galleries, title=title, generated=generated, version=__version__,
-                    thumb_size=thumb_size, models=models,
+                    thumb_size=thumb_size, models=shown,
                     gallery_note="" if gallery else "Gallery left out (--no-gallery).")
         (tmp / "index.html").write_text(html, encoding="utf-8")
-        (tmp / MARKER).write_text(json.dumps({"rdmeval": __version__, "run_root": str(rr.root), "generated": generated}) + "\n")
+        (tmp / MARKER).write_text(json.dumps({"rdmeval": __version__, "run_root": rr.root.resolve().name, "generated": generated}) + "\n")
         os.chmod(tmp, 0o755)  # mkdtemp makes it 0700
         _swap_into_place(tmp, out)
     except BaseException:

@@ -3,7 +3,9 @@
 - :func:`task_chart`: GenEval accuracy per task (and Overall) for each model, bars with the scorers'
   bootstrap intervals, and the published figures as markers;
 - :func:`pickscore_chart`: the per-image PickScore distribution of each model (histogram and
-  violin), with each model's mean and published mean.
+  violin), with each model's mean and published mean;
+- :func:`heldout_chart`: the in-distribution gap, GenEval beside held-out GenEval per task and the
+  paired differences with their intervals (numbers from the table's ``heldout`` section).
 """
 
 from __future__ import annotations
@@ -125,5 +127,62 @@ def pickscore_chart(title: str, models: Sequence[str], scores: Mapping[str, np.n
     ax_v.grid(axis="y", alpha=0.3)
     if published:
         ax_v.set_title("o = mean; bar = published mean", fontsize=8)
+    fig.suptitle(title, fontsize=11)
+    return _png(fig)
+
+
+#: The two prompt sets of the in-distribution gap chart, and how each is drawn.
+GAP_SETS: tuple[tuple[str, str], ...] = (("geneval", "GenEval"), ("heldout", "held-out"))
+
+
+def heldout_chart(title: str, categories: Sequence[str], models: Sequence[str],
+                  accuracy: Mapping[tuple[str, str, str], float | None],
+                  differences: Mapping[tuple[str, str], Bar], diff_label: str = "student - teacher") -> bytes:
+    """The in-distribution gap. Left: each model's accuracy per category on GenEval (solid) and held-out
+    GenEval (hatched), ``accuracy[(category, model, set)]``. Right: the paired differences
+    ``differences[(category, key)]`` for key ``geneval``, ``heldout`` and ``gap``, with their intervals,
+    in percentage points. Values are fractions; None draws "n/a"."""
+    fig = _figure(max(10.0, 1.5 * len(categories) + 2.0), 4.0)
+    ax_a, ax_d = fig.subplots(1, 2, width_ratios=[1.25, 1.0])
+    x = np.arange(len(categories))
+    series = [(m, s, label) for m in models for s, label in GAP_SETS]
+    width = 0.8 / max(len(series), 1)
+    for i, (m, s, label) in enumerate(series):
+        xs = x - 0.4 + width * (i + 0.5)
+        vals = [accuracy.get((c, m, s)) for c in categories]
+        held = s == "heldout"
+        ax_a.bar(xs, [100.0 * v if v is not None else 0.0 for v in vals], width * 0.92, label=f"{m}, {label}",
+                 color=model_color(m, models), alpha=0.55 if held else 1.0, hatch="///" if held else None,
+                 edgecolor=model_color(m, models), linewidth=0.8)
+        for xi, v in zip(xs, vals):
+            if v is None:
+                ax_a.text(xi, 1.5, "n/a", rotation=90, ha="center", va="bottom", fontsize=7, color="#777777")
+    ax_a.set_xticks(x, [c.replace("_", " ") for c in categories], fontsize=8)
+    ax_a.set_ylim(0, 105)
+    ax_a.set_ylabel("accuracy (%)")
+    ax_a.set_title("accuracy: GenEval (solid) and held-out GenEval (hatched)", fontsize=9)
+    ax_a.grid(axis="y", alpha=0.3)
+    ax_a.legend(fontsize=7, ncols=2, loc="upper center", bbox_to_anchor=(0.5, -0.1), frameon=False)
+
+    keys = (("geneval", "GenEval", "o", "#4C4C4C"), ("heldout", "held-out", "s", "#9A9A9A"), ("gap", "gap", "D", "#C44E52"))
+    for k, (key, label, marker, color) in enumerate(keys):
+        labelled = False
+        for xi, c in zip(x + (k - 1) * 0.22, categories):
+            b = differences.get((c, key))
+            if b is None or b.value is None:
+                ax_d.text(xi, 0.0, "n/a", rotation=90, ha="center", va="bottom", fontsize=7, color="#777777")
+                continue
+            err = None
+            if b.low is not None and b.high is not None:
+                err = [[100.0 * (b.value - b.low)], [100.0 * (b.high - b.value)]]
+            ax_d.errorbar([xi], [100.0 * b.value], yerr=err, fmt=marker, color=color, ecolor=color, elinewidth=1.0,
+                          capsize=2.5, markersize=5, label=None if labelled else label)
+            labelled = True
+    ax_d.axhline(0.0, color="black", linewidth=0.8)
+    ax_d.set_xticks(x, [c.replace("_", " ") for c in categories], fontsize=8)
+    ax_d.set_ylabel("percentage points")
+    ax_d.set_title(f"{diff_label} on each set (paired), and gap = GenEval - held-out", fontsize=9)
+    ax_d.grid(axis="y", alpha=0.3)
+    ax_d.legend(fontsize=7, ncols=3, loc="upper center", bbox_to_anchor=(0.5, -0.1), frameon=False)
     fig.suptitle(title, fontsize=11)
     return _png(fig)

@@ -20,6 +20,7 @@ from rdmeval.errors import RdmevalError
 from rdmeval.api.layout import RunLayout
 from rdmeval.results.paired import read_geneval_images
 from rdmeval.results.table import RunRoot, scorer_family
+from rdmeval.standin import rows_have_standin
 
 #: Box colors (one per class name, chosen by a hash of the name so a class keeps its color).
 PALETTE = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45",
@@ -64,6 +65,7 @@ class Gallery:
     models: list[str]  # models with per-image results, in table order
     missing: dict[str, str]  # model -> why it has no images here
     prompts: list[GalleryPrompt]  # failures first
+    standin: bool = False  # judged by the random-weight stand-in detector (rdmeval.standin): verdicts mean nothing
 
     @property
     def tags(self) -> list[str]:
@@ -113,7 +115,8 @@ def collect_galleries(rr: RunRoot, models: Sequence[str], *, max_prompts: int | 
         ordered = sorted(prompts.values(), key=lambda p: (-p.n_failed, p.prompt_index))
         if max_prompts is not None:
             ordered = ordered[:max_prompts]
-        galleries.append(Gallery(bench, prompt_set, used, missing, ordered))
+        standin = "protocol" in brows and rows_have_standin(brows["protocol"])
+        galleries.append(Gallery(bench, prompt_set, used, missing, ordered, standin))
     return galleries
 
 

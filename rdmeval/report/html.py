@@ -9,8 +9,11 @@ from dataclasses import dataclass
 from html import escape
 from typing import Sequence
 
+from rdmeval.provenance import shown_path
 from rdmeval.report.gallery import Gallery, GalleryPrompt
+from rdmeval.report.paper_html import PAPER_FILES, paper_table_html
 from rdmeval.results.table import OK, SHOWN, TEXT, ResultsTable, Section
+from rdmeval.standin import STANDIN_NOTE
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,7 @@ def gallery_html(g: Gallery, all_models: Sequence[str], thumb_size: int) -> str:
         f'<section class="gallery" id="gallery-{_attr(g.benchmark)}" data-benchmark="{_attr(g.benchmark)}">',
         f"<h3>{escape(g.benchmark)}{'' if g.prompt_set == g.benchmark else f' ({escape(g.prompt_set)} prompts)'}: "
         f"{len(g.prompts)} prompts, failures first</h3>",
+        (f'<p class="why standin">{escape(STANDIN_NOTE)}</p>' if g.standin else ""),
         (f'<ul class="notes">{missing}</ul>' if missing else ""),
         '<div class="controls" role="toolbar">' + "".join(buttons)
         + '<label><input type="checkbox" class="failures-only"> failures only</label>'
@@ -107,7 +111,8 @@ def page(
     models: Sequence[str],
     gallery_note: str = "",
 ) -> str:
-    tables = "\n".join(section_table(s) for s in table.sections if s.row_keys)
+    # the card's table in the paper style (it fits a 1280 px window), every other section in full
+    tables = "\n".join(paper_table_html(table) if s.key == "main" else section_table(s) for s in table.sections if s.row_keys)
     figs = "\n".join(
         f'<figure class="chart"><img src="{_attr(f.src)}" alt="{_attr(f.title)}"><figcaption>{escape(f.caption)}</figcaption></figure>'
         for f in figures
@@ -115,7 +120,7 @@ def page(
     gals = "\n".join(gallery_html(g, models, thumb_size) for g in galleries) or (
         f'<p class="why">{escape(gallery_note or "No GenEval runs with per-image results under this run root.")}</p>'
     )
-    downloads = " · ".join(f'<a href="{n}">{n}</a>' for n in ("table.md", "table.csv", "table.json", "table.tex"))
+    downloads = " · ".join(f'<a href="{n}">{n}</a>' for n in ("table.md", "table.csv", "table.json", "table.tex", *PAPER_FILES))
     return f"""<!doctype html>
 <html lang="en">
 <head>
@@ -128,7 +133,7 @@ def page(
 <body>
 <header class="top">
 <h1>{escape(title)}</h1>
-<p>Run root <code>{escape(table.run_root)}</code> · generated {escape(generated)} · rdmeval {escape(version)} ·
+<p>Run root <code>{escape(shown_path(table.run_root))}</code> · generated {escape(generated)} · rdmeval {escape(version)} ·
 published numbers v{escape(table.published_version)}</p>
 <nav><a href="#tables">Table</a> <a href="#charts">Charts</a> <a href="#galleries">Gallery</a> · {downloads}</nav>
 </header>
@@ -200,6 +205,7 @@ article.prompt > header { margin-bottom: 6px; }
 .model-row figure.fail figcaption { color: var(--bad); }
 .absent { color: var(--muted); font-style: italic; padding-top: 4px; }
 p.why { color: var(--muted); font-style: italic; }
+p.standin { color: #8a4b00; font-style: normal; font-weight: 600; }
 """
 
 JS = """\

@@ -16,6 +16,7 @@ from rdmeval.results.runroot import RunRoot
 from rdmeval.results.table_model import UNAVAILABLE, Cell, Section
 
 HELDOUT_SET = "geneval-heldout"
+SECTION_KEY = "heldout"
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("teacher_geneval", "teacher, GenEval"),
     ("student_geneval", "student, GenEval"),
@@ -29,19 +30,31 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 
 def find_heldout_runs(rr: RunRoot, student: str, teacher: str) -> dict[tuple[str, str], Path] | None:
     """``{(model, "geneval" | "heldout"): scores folder}`` when both models were scored by GenEval on
-    both sets (prompt set ``geneval`` and ``geneval-heldout``), else None."""
+    both sets (prompt set ``geneval`` and ``geneval-heldout``, or else the run root's benchmarks of
+    those names, as in a smoke run where demo sets stand in), else None."""
+    found = _find(rr, student, teacher)
+    return None if found is None else found[0]
+
+
+def _find(rr: RunRoot, student: str, teacher: str) -> tuple[dict[tuple[str, str], Path], list[str]] | None:
+    """``find_heldout_runs`` and the stand-ins used (``"demo-geneval for geneval"``)."""
     if rr.rows.empty:
         return None
     found: dict[tuple[str, str], Path] = {}
+    stand_ins: dict[str, None] = {}
     geneval = rr.rows[rr.rows["scorer"].astype(str).str.startswith("geneval")]
     for model in (student, teacher):
         mine = geneval[geneval["_model_key"] == model]
         for which, prompt_set in (("geneval", "geneval"), ("heldout", HELDOUT_SET)):
             hit = mine[mine["benchmark"] == prompt_set]
             if hit.empty:
+                hit = mine[mine["_bench_key"] == prompt_set]
+                if not hit.empty:
+                    stand_ins[f"{hit['benchmark'].iloc[0]} for {prompt_set}"] = None
+            if hit.empty:
                 return None
             found[(model, which)] = RunLayout(Path(hit["_run_dir"].iloc[0])).scores(str(hit["_scorer_dir"].iloc[0]))
-    return found
+    return found, list(stand_ins)
 
 
 def _cell(value: float | None, ci: tuple[float, float] | None, n_prompts: int, decimals: int) -> Cell:
@@ -76,16 +89,27 @@ def section_from_rows(rows: list[GapRow], student: str = "student", teacher: str
     ]
     if any(not r.held_out for r in rows):
         notes.append("single_object is not held out: GenEval already uses all 80 objects (GenEval columns only).")
-    return Section("heldout", "In-distribution gap: GenEval vs held-out GenEval", "task",
+    return Section(SECTION_KEY, "In-distribution gap: GenEval vs held-out GenEval", "task",
                    [r.category for r in rows], [r.category for r in rows], [c[0] for c in COLUMNS], labels, cells, notes)
+
+
+def section_models(section: Section) -> tuple[str, str]:
+    """(student, teacher) of a ``heldout`` section, read back from its column labels."""
+    label = dict(zip(section.col_keys, section.col_labels))
+    suffix = ", " + COLUMNS[0][1].split(", ", 1)[1]  # ", GenEval"
+    return label["student_geneval"].removesuffix(suffix), label["teacher_geneval"].removesuffix(suffix)
 
 
 def heldout_section(rr: RunRoot, student: str, teacher: str, n_resamples: int, seed: int) -> Section | None:
     """The section for a run root, or None when it lacks a held-out comparison."""
-    runs = find_heldout_runs(rr, student, teacher)
-    if runs is None:
+    found = _find(rr, student, teacher)
+    if found is None:
         return None
+    runs, stand_ins = found
     images = {k: read_geneval_images(v) for k, v in runs.items()}
     rows = heldout_gap(images[(teacher, "geneval")], images[(student, "geneval")], images[(teacher, "heldout")],
                        images[(student, "heldout")], n_resamples=n_resamples, seed=seed)
-    return section_from_rows(rows, student, teacher)
+    section = section_from_rows(rows, student, teacher)
+    if stand_ins:
+        section.notes.append(f"Prompt sets standing in (a smoke run): {'; '.join(stand_ins)}.")
+    return section

@@ -1,7 +1,10 @@
 """The protocol section's text: one setting (ctx_len, seeds, precision, scorer, ...) of one result row.
 
 A result row's ``protocol`` (and ``versions``) is a nested object (:mod:`rdmeval.api.rows`);
-:func:`setting` reads one named setting from it as the text the table prints.
+:func:`setting` reads one named setting from it as the text the table prints. The provenance
+settings (weights, base pipeline, git commit, command) also read the run's ``manifest.json``
+(``execution.command`` and ``execution.provenance``). Files are printed by name, never by path
+(:func:`rdmeval.provenance.shown_path`).
 """
 
 from __future__ import annotations
@@ -11,7 +14,15 @@ from typing import Any, Iterable
 
 import pandas as pd
 
+from rdmeval.provenance import shown_command, shown_path
 from rdmeval.results.table_model import _int
+
+#: Provenance rows of the protocol section: (key, label).
+PROVENANCE_SETTINGS: tuple[tuple[str, str], ...] = (
+    ("weights", "weights (file, sha256, naming, dtype)"), ("base", "base pipeline"),
+    ("git_commit", "git commit (generation)"), ("command", "command"),
+)
+SHA_SHOWN = 12  # hex digits of a sha256 printed
 
 
 def _find_key(d: Any, key: str) -> Any:
@@ -40,10 +51,56 @@ def _compact(d: Any, keys: Iterable[str] | None = None) -> str:
     return ", ".join(f"{k} {json.dumps(v) if isinstance(v, (dict, list)) else v}" for k, v in items)
 
 
-def _setting(key: str, row: pd.Series) -> str:
-    """One protocol setting of one result row, as text ('' when the row does not record it)."""
+def _weights_text(model: dict[str, Any]) -> str:
+    w = model.get("weights")
+    if isinstance(w, dict):
+        naming = {"bfl": "BFL", "diffusers": "diffusers"}.get(str(w.get("naming")), w.get("naming"))
+        dtypes = w.get("file_dtypes")
+        parts = [f"sha256 {str(w['sha256'])[:SHA_SHOWN]}" if w.get("sha256") else "",
+                 f"{naming} naming" if naming else "",
+                 "/".join(map(str, dtypes)) if isinstance(dtypes, list) and dtypes else ""]
+        inner = ", ".join(x for x in parts if x)
+        return shown_path(w.get("path") or "?") + (f" ({inner})" if inner else "")
+    if isinstance(w, str) and w:
+        return shown_path(w)
+    if isinstance(model.get("base"), dict):
+        return "none: the base pipeline's transformer"
+    return ""
+
+
+def _base_text(model: dict[str, Any], execution: dict[str, Any]) -> str:
+    b = model.get("base")
+    if not isinstance(b, dict):
+        return ""
+    if b.get("source") == "hub":
+        rev = str(b.get("revision") or "")
+        return f"{b.get('repo_id', '?')}" + (f" @ {rev[:SHA_SHOWN]} (hub commit)" if rev else " (hub, commit not recorded)")
+    if b.get("source") == "local":
+        prov = execution.get("provenance") if isinstance(execution.get("provenance"), dict) else {}
+        name = f"folder {shown_path(b.get('path') or '?')}"
+        if prov.get("base_sha256"):
+            return f"{name} (sha256 {str(prov['base_sha256'])[:SHA_SHOWN]} over {prov.get('base_files', '?')} files)"
+        return f"{name} (content not hashed: made before rdmeval recorded folder hashes)"
+    return str(b.get("source") or "")
+
+
+def _setting(key: str, row: pd.Series, manifest: dict[str, Any] | None = None) -> str:
+    """One protocol setting of one result row, as text ('' when the row does not record it);
+    ``manifest``: the run's manifest.json (provenance settings only)."""
     p = row.get("protocol") or {}  # a dict: rows.read_rows decodes the nested fields
     model = p.get("model", {}) if isinstance(p.get("model"), dict) else {}
+    execution = (manifest or {}).get("execution") or {}
+    if key == "weights":
+        return _weights_text(model)
+    if key == "base":
+        return _base_text(model, execution if isinstance(execution, dict) else {})
+    if key == "git_commit":
+        commit = str(row.get("git_commit") or ((manifest or {}).get("environment") or {}).get("git_commit") or "")
+        sha, dirty, _ = commit.partition("-dirty")
+        return (sha[:SHA_SHOWN] + (" (uncommitted changes)" if dirty else "")) if commit else ""
+    if key == "command":
+        command = execution.get("command") if isinstance(execution, dict) else None
+        return shown_command(str(command)) if command else ""
     if key == "prompt set":
         n = _int(row.get("n_prompts"))
         return f"{row.get('benchmark')} v{row.get('benchmark_version')}" + (f", {n:,} prompts" if n else "")
@@ -78,13 +135,13 @@ def _setting(key: str, row: pd.Series) -> str:
             parts = [_compact(g.get("judge_options"))]
             if isinstance(det, dict) and det:
                 parts.append(f"detector {det.get('detector', '?')}"
-                             + "".join(f", {k} {det[k]}" for k in ("config", "config_builtin", "checkpoint", "mmdet", "mmcv") if k in det))
+                             + "".join(f", {k} {shown_path(det[k])}" for k in ("config", "config_builtin", "checkpoint", "mmdet", "mmcv") if k in det))
             return "; ".join(x for x in parts if x)
         s = p.get("scorer")
         if isinstance(s, dict):
             model_src = s.get("model") if isinstance(s.get("model"), dict) else {}
             return "; ".join(x for x in (
-                f"model {_first(model_src, 'id', 'path') or '?'}" + (f"@{model_src['commit'][:10]}" if model_src.get("commit") else ""),
+                f"model {shown_path(_first(model_src, 'id', 'path') or '?')}" + (f"@{model_src['commit'][:10]}" if model_src.get("commit") else ""),
                 f"dtype {s.get('dtype')}" if s.get("dtype") else "", str(s.get("text") or ""), str(s.get("images") or ""),
             ) if x)
         return ""

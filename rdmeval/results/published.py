@@ -39,6 +39,7 @@ class PublishedRun:
     source: str
     description: str = ""
     primary: bool = False
+    protocol: str = ""  # the protocol the source states it used (printed beside its numbers)
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class PublishedValue:
     approx: bool = False
     same_weights: bool = True  # False: another checkpoint than the one rdmeval reproduces (no delta)
     note: str = ""
+    differs: str = ""  # how the source's protocol differs from rdmeval's; non-empty: flagged, no delta
     source: str = ""  # the run's source unless the entry names its own
 
     @property

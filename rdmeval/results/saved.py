@@ -1,4 +1,5 @@
-"""The table computed once: ``reproduce`` saves it as ``OUT/table.json`` (+ ``OUT/table.md``), and
+"""The table computed once: ``reproduce`` saves it as ``OUT/table.json`` (+ ``OUT/table.md``, and the
+paper style's ``OUT/table-paper.md`` and ``.tex``), and
 ``rdmeval report`` reads that file instead of recomputing, so the report shows exactly the saved table.
 
 ``table.json`` is :meth:`ResultsTable.to_json`; it reads back into an equal table.
@@ -18,6 +19,8 @@ from rdmeval.results.table_model import ResultsTable
 
 TABLE_JSON = "table.json"
 TABLE_MD = "table.md"
+#: The paper style of the same table (:mod:`rdmeval.results.paper`): (file name, format).
+TABLE_PAPER: tuple[tuple[str, str], ...] = (("table-paper.md", "md"), ("table-paper.tex", "latex"))
 
 
 def saved_table_path(run_root: str | Path) -> Path:
@@ -25,11 +28,14 @@ def saved_table_path(run_root: str | Path) -> Path:
 
 
 def save_table(table: ResultsTable, run_root: str | Path) -> Path:
-    """Write ``table.json`` and ``table.md`` into ``run_root`` (atomically); returns the ``table.md`` path."""
+    """Write ``table.json``, ``table.md`` (full) and the paper style's ``table-paper.md/.tex`` into
+    ``run_root`` (atomically); returns the ``table.md`` path."""
     root = Path(run_root)
     atomic_write_text(root / TABLE_JSON, table.to_json())
     md = root / TABLE_MD
     atomic_write_text(md, table.render("md"))
+    for name, fmt in TABLE_PAPER:
+        atomic_write_text(root / name, table.render(fmt, style="paper"))
     return md
 
 

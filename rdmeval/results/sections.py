@@ -8,8 +8,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import pandas as pd
 
@@ -28,10 +29,12 @@ from rdmeval.results.columns import (
     scorer_family,
     table_models,
 )
+from rdmeval.results.by_step import by_step_sections
 from rdmeval.results.heldout_section import heldout_section
-from rdmeval.results.protocol_text import _find_key, _setting
-from rdmeval.results.published import Published, PublishedValue, load_published
+from rdmeval.results.protocol_text import PROVENANCE_SETTINGS, _find_key, _setting
+from rdmeval.results.published import Published, PublishedRun, PublishedValue, load_published
 from rdmeval.results.runroot import RunRoot, read_run_root
+from rdmeval.results.steps import is_step_label
 from rdmeval.results.table_model import (
     INCOMPLETE,
     NO_ROW,
@@ -48,6 +51,7 @@ from rdmeval.results.table_model import (
     _num,
     fmt_number,
 )
+from rdmeval.standin import STANDIN_NOTE, rows_have_standin
 
 
 def _why_not_scored(run_dir: Path) -> tuple[str, int | None, int | None]:
@@ -72,6 +76,7 @@ class _Builder:
         self.models = table_models(rr, models)
         self._groups: dict[tuple[str, str, str], pd.DataFrame] = {}
         self._not_scored: dict[Path, tuple[str, int | None, int | None]] = {}
+        self._manifests: dict[str, dict[str, Any]] = {}
         if not rows.empty:
             for key, group in rows.groupby(["_model_key", "_bench_key", "scorer"], sort=False, dropna=False):
                 self._groups[tuple(str(k) for k in key)] = group
@@ -175,17 +180,42 @@ class _Builder:
             return str(path)
 
     def _published(self, model: str, col: ColumnSpec, category: str, metric: str, run: str | None = None) -> PublishedValue | None:
-        if not col.card:
+        if not col.card or is_step_label(model):  # a sweep's checkpoint is not the released one the numbers are for
             return None
         return self.pub.get(self.preset(model), col.benchmark, category, metric, run=run)
+
+    def unpublished(self, model: str) -> str | None:
+        """Why a model's card cells have no published number (its preset names no published row), or None."""
+        found = list(dict.fromkeys(v.model for v in self.pub.select(run=self.pub.primary.id)))
+        known = [m for m in CARD_MODELS if m in found] + [m for m in found if m not in CARD_MODELS]  # the card's row order
+        preset = self.preset(model)
+        if preset in known:
+            return None
+        named = f"model {preset!r}" + (f" (folder {model!r})" if preset != model else "")
+        return f"no published number for {named}; published rows: {', '.join(known)}"
+
+    def manifest(self, run_dir: str) -> dict[str, Any]:
+        """A run's manifest.json ({} when absent or unreadable: rows without a run directory)."""
+        if run_dir not in self._manifests:
+            try:
+                self._manifests[run_dir] = json.loads((Path(run_dir) / "manifest.json").read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                self._manifests[run_dir] = {}
+        return self._manifests[run_dir]
 
     # ---- sections
     def main(self) -> Section:
         cells = {}
+        unpublished: list[str] = []
         for m in self.models:
+            why = self.unpublished(m)
+            if why is not None:
+                unpublished.append(why)
             for col in self.columns:
                 cells[(m, col.key)] = self.cell(m, col, col.category, col.metric, "", col.decimals,
                                                 self._published(m, col, col.category, col.metric))
+                if why is not None and col.card:
+                    cells[(m, col.key)].extra["published_why"] = why
         notes = [
             f"Reproduced value [interval]: the scorers' result rows; the interval is the scorer's {self._level_text()}"
             "percentile bootstrap over prompts (GenEval: prompts resampled within each task).",
@@ -196,6 +226,7 @@ class _Builder:
         ]
         if any(not c.card for c in self.columns):
             notes.append("Columns in brackets are benchmarks outside the card (no published value).")
+        notes += unpublished  # why a row's published cells are empty
         return Section("main", "The model card's table", "model", list(self.models),
                        [MODEL_LABELS.get(m, m) for m in self.models], [c.key for c in self.columns],
                        [c.label for c in self.columns], cells, notes, published_label=self.pub.primary.id)
@@ -222,14 +253,14 @@ class _Builder:
             order = list(dict.fromkeys(order + list(TAGS) + sorted(set(present.get("category", [])) - set(TAGS))))
             found = set(present.get("category", []))
             tasks = [t for t in order if t in found or (col.card and t in TAGS)]
-            run_labels = {r.id: r.label for r in self.pub.other_runs()}
+            run_labels = {r.id: r.label for r in self._other_runs()}
             cells = {}
             for t in tasks + ["overall"]:
                 metric = "overall" if t == "overall" else "accuracy"
                 for m in models:
                     # published figures only for models with published per-task figures (the student);
                     # the others' published Overall is in the main table
-                    has_tasks = col.card and bool(self.pub.task_values(self.preset(m)))
+                    has_tasks = col.card and not is_step_label(m) and bool(self.pub.task_values(self.preset(m)))
                     pv = self._published(m, col, t, metric) if has_tasks else None
                     c = self.cell(m, col, t, metric, "%", 2 if t == "overall" else 1, pv)
                     if pv is not None and metric == "overall":  # the card prints Overall as a fraction
@@ -254,24 +285,38 @@ class _Builder:
                                run_labels=dict(run_labels), published_label=self.pub.primary.id))
         return out
 
+    def _shows(self, v: PublishedValue) -> bool:
+        """Published values of the card's models always; of other models (the one-step field) where the run root holds them."""
+        return v.model in CARD_MODELS or v.model in {self.preset(m) for m in self.models}
+
+    def _other_runs(self) -> list[PublishedRun]:
+        return [r for r in self.pub.other_runs() if any(self._shows(v) for v in self.pub.select(run=r.id))]
+
     def published_runs(self) -> Section:
         keys, labels, cells = [], [], {}
-        for run in self.pub.other_runs():
+        differs = []
+        for run in self._other_runs():
             for v in self.pub.select(run=run.id):
+                if not self._shows(v):
+                    continue
                 col = next(c for c in CARD_COLUMNS if c.benchmark == v.benchmark)
-                model = next((m for m in self.models if self.preset(m) == v.model), v.model)
+                model = next((m for m in self.models if self.preset(m) == v.model and not is_step_label(m)), v.model)
                 percent = v.metric == "accuracy"
                 c = self.cell(model, col, v.category, v.metric, "%" if percent else "", 1 if percent else col.decimals, v)
-                if not v.same_weights:
-                    c.delta = None  # another checkpoint: a difference would not test the reproduction
+                if not v.same_weights or v.differs:
+                    c.delta = None  # another checkpoint or another protocol: a difference would not test the reproduction
                 key = "/".join(v.key)
                 keys.append(key)
                 what = col.label if v.category in ("overall", "all") else f"{col.label} {v.category}"
-                labels.append(f"{run.label}: {v.model}, {what}")
+                labels.append(f"{run.label}: {v.model}, {what}" + (" (protocol differs)" if v.differs else ""))
                 cells[(key, "value")] = c
-        notes = [f"{r.label}: {r.description} Source: {r.source}" for r in self.pub.other_runs()]
+                differs += [f"{run.label}, {v.model}: protocol differs: {v.differs}."] if v.differs else []
+        notes = [f"{r.label}: {r.description}" + (f" Protocol: {r.protocol}." if r.protocol else "") + f" Source: {r.source}"
+                 for r in self._other_runs()]
+        notes += differs
         notes.append("Δ = reproduced - that run's published value; none where the published run used other weights "
-                     "(the paper's Table-2 student is a COCO-only checkpoint, not the released s180).")
+                     "(the paper's Table-2 student is a COCO-only checkpoint, not the released s180)"
+                     + (" or another protocol (flagged)." if differs else "."))
         return Section("published-runs", "Other published runs", "published run", keys, labels, ["value"],
                        ["reproduced"], cells, notes)
 
@@ -343,7 +388,7 @@ class _Builder:
             ("ctx_len", "ctx_len (text tokens the DiT sees)"), ("steps", "sampling steps"), ("precision", "precision"),
             ("seeds", "seeds"), ("rng_device", "RNG device"), ("resolution", "resolution"), ("scorer", "scorer"),
             ("scorer_settings", "scorer settings"), ("scorer_libs", "scorer libraries"), ("generation_libs", "generation libraries"),
-            ("bootstrap", "intervals"),
+            ("bootstrap", "intervals"), *PROVENANCE_SETTINGS,
         ]
         cols = [c for c in self.columns if any(not self._rows_for(m, c).empty for m in self.models)]
         cells = {}
@@ -355,7 +400,8 @@ class _Builder:
                     if rows.empty:
                         continue
                     hit = rows[rows["category"] == col.category]
-                    per_model[m] = _setting(key, (hit if not hit.empty else rows).iloc[0])
+                    row = (hit if not hit.empty else rows).iloc[0]
+                    per_model[m] = _setting(key, row, self.manifest(str(row["_run_dir"])))
                 vals = [v for v in per_model.values() if v]
                 if not vals:
                     text = "—"
@@ -366,6 +412,8 @@ class _Builder:
                 cells[(key, col.key)] = Cell(status=TEXT, text=text)
         notes = ["Read from the protocol field of each result row (what the run manifests and scorers recorded). "
                  "A setting that differs between models is listed per model.",
+                 "Provenance (weights, base pipeline, git commit, command) comes from each run's manifest.json; "
+                 "files are named, not located (sha256 prefixes identify them).",
                  "The card states no ctx_len, seeds or COCO-val definition for its numbers; rdmeval's choices are "
                  "those above (docs/protocol.md)."]
         return Section("protocol", "Protocol", "setting", [k for k, _ in settings], [l for _, l in settings],
@@ -389,8 +437,19 @@ def build_table(
     rr = run_root if isinstance(run_root, RunRoot) else read_run_root(run_root)
     pub = published or load_published()
     b = _Builder(rr, pub, models)
-    sections = [b.main(), *b.task_sections(), b.published_runs(), b.paired(pairs, n_resamples, seed), b.protocol()]
+    by_step = by_step_sections(rr, n_resamples=n_resamples, seed=seed)  # a checkpoint sweep's root only
+    held = {m for m, _ in rr.runs} | set(rr.rows["_model_key"].astype(str))
+    if by_step:  # a sweep has no teacher: only the pairs of models it holds
+        pairs = [p for p in pairs if set(p) <= held]
+    paired = [b.paired(pairs, n_resamples, seed)] if pairs or not by_step else []
+    # the released checkpoint's other published runs mean nothing to a sweep of one's own checkpoints
+    published_runs = [b.published_runs()] if not by_step or set(CARD_MODELS) & held else []
+    sections = [b.main(), *b.task_sections(), *by_step, *published_runs, *paired, b.protocol()]
     heldout = heldout_section(rr, *pairs[0], n_resamples, seed) if pairs else None  # only with held-out runs
     if heldout is not None:
         sections.insert(-1, heldout)
-    return ResultsTable(run_root=str(rr.root), published_version=pub.version, sections=sections)
+    if "protocol" in rr.rows and rows_have_standin(rr.rows["protocol"]):  # a smoke run: say it where GenEval shows
+        for s in sections[:-1]:
+            s.notes.insert(0, STANDIN_NOTE)
+    # the run root by its folder name: a table cites no path of the machine that made it
+    return ResultsTable(run_root=rr.root.resolve().name, published_version=pub.version, sections=sections)

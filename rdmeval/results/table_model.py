@@ -275,7 +275,8 @@ class ResultsTable:
 
         return to_latex(self)
 
-    def render(self, fmt: str) -> str:
+    def render(self, fmt: str, style: str = "full", ci: str = "pm", tasks: bool = False) -> str:
+        """``fmt`` = md | csv | latex | json; ``style="paper"`` (md, latex): :mod:`rdmeval.results.paper`."""
         from rdmeval.results.table_render import render
 
-        return render(self, fmt)
+        return render(self, fmt, style=style, ci=ci, tasks=tasks)

@@ -1,7 +1,9 @@
 """The table's renderers: JSON and CSV (both read back into an equal table), Markdown and LaTeX.
 
 Every renderer prints the same display strings (:meth:`Section.body`, :meth:`Cell.shown`); Markdown
-and LaTeX escape them for their format.
+and LaTeX escape them for their format. Markdown and LaTeX come in two styles: ``full`` (every
+section, every sub-column) and ``paper`` (the card's layout, one number per cell, footnotes:
+:mod:`rdmeval.results.paper`). CSV and JSON always hold the full table.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import asdict, fields
 from typing import Any
 
 from rdmeval.errors import RdmevalError
+from rdmeval.provenance import shown_path
 from rdmeval.results.table_model import (
     TABLE_FORMAT,
     TABLE_VERSION,
@@ -125,7 +128,7 @@ def from_csv(text: str) -> ResultsTable:
 def to_markdown(table: ResultsTable) -> str:
     """GitHub-flavoured Markdown; every text that is not fixed here (model, benchmark and scorer names,
     run paths, settings, notes) is escaped by :func:`md_escape`, so it prints as itself."""
-    out = [f"# Results: {md_escape(table.run_root)}", "",
+    out = [f"# Results: {md_escape(shown_path(table.run_root))}", "",
            "Reproduced values from the scorers' result rows; published values from results/published.toml "
            f"(version {md_escape(table.published_version)}).", ""]
     for s in table.sections:
@@ -154,7 +157,7 @@ def md_escape(text: str) -> str:
 
 _LATEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
           "}": r"\}", "~": r"$\sim$", "^": r"\textasciicircum{}", "Δ": r"$\Delta$", "≈": r"$\approx$",
-          "—": "---", "−": "-", "×": r"$\times$", "·": r"$\cdot$"}
+          "—": "---", "−": "-", "×": r"$\times$", "·": r"$\cdot$", "±": r"$\pm$"}
 
 
 def latex_escape(text: str) -> str:
@@ -170,7 +173,7 @@ def _label(key: str) -> str:
 
 def to_latex(table: ResultsTable) -> str:
     out = ["% rdmeval results table; needs \\usepackage{booktabs}",
-           f"% run root: {latex_escape(table.run_root)}; published numbers v{latex_escape(table.published_version)}", ""]
+           f"% run root: {latex_escape(shown_path(table.run_root))}; published numbers v{latex_escape(table.published_version)}", ""]
     for s in table.sections:
         if not s.row_keys:
             continue
@@ -187,10 +190,72 @@ def to_latex(table: ResultsTable) -> str:
     return "\n".join(out)
 
 
+# ----------------------------------------------------------------------------- the paper style (Markdown, LaTeX)
+
+#: Superscript letters for footnote marks in Markdown (Unicode has no superscript q).
+_SUPERSCRIPT = dict(zip("abcdefghijklmnoprstuvwxyz", "ᵃᵇᶜᵈᵉᶠᵍʰⁱʲᵏˡᵐⁿᵒᵖʳˢᵗᵘᵛʷˣʸᶻ"))
+
+
+def _md_marks(marks: tuple[str, ...]) -> str:
+    return "".join(_SUPERSCRIPT.get(m, f"^{m}") for m in marks)
+
+
+def _tex_marks(marks: tuple[str, ...]) -> str:
+    return f"\\textsuperscript{{{','.join(marks)}}}" if marks else ""
+
+
+def to_markdown_paper(table: ResultsTable, ci: str = "pm", tasks: bool = False) -> str:
+    """The paper table in GitHub-flavoured Markdown: the table, its footnotes, notes, then the protocol."""
+    from rdmeval.results.paper import paper_view
+
+    p = paper_view(table, ci=ci, tasks=tasks)
+    header = [md_escape(p.stub)] + [md_escape(c.label) + _md_marks(c.marks) for c in p.columns]
+    out = [f"# Results: {md_escape(shown_path(table.run_root))}", "", f"## {md_escape(p.title)}", "",
+           "| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["--:"] * len(p.columns)) + "|"]
+    for label, cells in p.rows:
+        out.append("| " + " | ".join([md_escape(label)] + [md_escape(c.text) + _md_marks(c.marks) for c in cells]) + " |")
+    out.append("")
+    out += [f"* {_md_marks((m,))} {md_escape(t)}" for m, t in p.footnotes]
+    out += [""] + [f"- {md_escape(n)}" for n in p.notes]
+    if p.protocol:
+        out += ["", "## Protocol and provenance", ""] + [f"- {md_escape(k)}: {md_escape(v)}" for k, v in p.protocol]
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def to_latex_paper(table: ResultsTable, ci: str = "pm", tasks: bool = False) -> str:
+    """The paper table as one booktabs ``table`` float; footnotes and notes under it, the protocol as comments."""
+    from rdmeval.results.paper import paper_view
+
+    p = paper_view(table, ci=ci, tasks=tasks)
+    header = [latex_escape(p.stub)] + [latex_escape(c.label) + _tex_marks(c.marks) for c in p.columns]
+    out = ["% rdmeval results table (paper style); needs \\usepackage{booktabs}",
+           f"% run root: {latex_escape(shown_path(table.run_root))}; published numbers v{latex_escape(table.published_version)}", "",
+           "\\begin{table}[t]", "\\centering", "\\small", f"\\caption{{{latex_escape(p.title)}}}", "\\label{tab:rdmeval-main}",
+           "\\begin{tabular}{l" + "r" * len(p.columns) + "}", "\\toprule", " & ".join(header) + " \\\\", "\\midrule"]
+    for label, cells in p.rows:
+        out.append(" & ".join([latex_escape(label)] + [latex_escape(c.text) + _tex_marks(c.marks) for c in cells]) + " \\\\")
+    out += ["\\bottomrule", "\\end{tabular}", "\\par\\smallskip\\footnotesize"]
+    out += [f"{_tex_marks((m,))}~{latex_escape(t)}\\par" for m, t in p.footnotes]
+    out += [latex_escape(n) + "\\par" for n in p.notes]
+    out += ["\\end{table}", ""]
+    if p.protocol:
+        out += ["% Protocol and provenance:"] + [f"% {k}: {v}".replace("\n", " ") for k, v in p.protocol] + [""]
+    return "\n".join(out)
+
+
 RENDERERS = {"md": to_markdown, "csv": to_csv, "latex": to_latex, "json": to_json}
+PAPER_RENDERERS = {"md": to_markdown_paper, "latex": to_latex_paper}
 
 
-def render(table: ResultsTable, fmt: str) -> str:
+def render(table: ResultsTable, fmt: str, style: str = "full", ci: str = "pm", tasks: bool = False) -> str:
+    """``table`` as ``fmt``; ``style="paper"`` (md and latex only) with ``ci`` and ``tasks``
+    (:func:`rdmeval.results.paper.paper_view`)."""
     if fmt not in RENDERERS:
         raise RdmevalError(f"--format {fmt!r}: choose one of {', '.join(RENDERERS)}")
+    if style == "paper":
+        if fmt not in PAPER_RENDERERS:
+            raise RdmevalError(f"--style paper is for --format md or latex; {fmt} always holds the full table (use --style full)")
+        return PAPER_RENDERERS[fmt](table, ci=ci, tasks=tasks)
+    if style != "full":
+        raise RdmevalError(f"--style {style!r}: choose paper or full")
     return RENDERERS[fmt](table)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -157,10 +158,17 @@ class ClipColorClassifier:
         return self._device
 
     # ------------------------------------------------------------------ model
+    def load(self) -> None:
+        """Load the model now (else the first classification does)."""
+        self._ensure_model()
+
     def _ensure_model(self) -> None:
         if self._model is not None:
             return
         import torch
+
+        logging.getLogger(__name__).info("loading the GenEval color classifier (open_clip %s, %s) on %s ...", self.model_name,
+                                         self.pretrained or "random weights", self.device)
 
         try:
             with torch.random.fork_rng(devices=[]):

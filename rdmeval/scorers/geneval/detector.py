@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import warnings
 from collections.abc import Iterator, Sequence
@@ -250,18 +251,30 @@ class MMDetDetector:
         return dict(self._identity)
 
     # ------------------------------------------------------------------ model
+    def load(self) -> None:
+        """Build the model now (else the first :meth:`detect` does), so that timing starts at inference."""
+        if self._model is None:
+            self._build()
+
     def _build(self):
         import torch
         from mmcv.transforms import Compose
         from mmdet.apis import init_detector
         from mmdet.utils import get_test_pipeline_cfg
 
+        weights = self.checkpoint_path.name if self.checkpoint_path else "random weights: a stand-in, scores mean nothing"
+        logging.getLogger(__name__).info("building the GenEval detector (Mask2Former Swin-S, %s) on %s ...", weights, self.device)
         check_mmcv_ops(self.device)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="checkpoint is None")
+        # init_detector warns "checkpoint is None" (rdmeval loads the weights itself, below) after a
+        # warnings.simplefilter('once') of its own that would defeat an ignore filter: record, drop that one
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(0)
                 model = init_detector(self.cfg, checkpoint=None, device="cpu")
+        for w in caught:
+            if not str(w.message).startswith("checkpoint is None"):
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
         if self.checkpoint_path is not None:
             self._load_weights(model)
         self._model = model.to(self.device).eval()

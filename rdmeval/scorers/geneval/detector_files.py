@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import tempfile
@@ -108,6 +109,7 @@ def resolve_checkpoint(spec: str | os.PathLike[str] | None = None, *, progress: 
                 f"--detector-checkpoint {path}: no such file. Download {CHECKPOINT_URL} "
                 "(or omit the flag to download it into the cache)"
             )
+        logging.getLogger(__name__).info("checking the detector checkpoint %s (sha256) ...", path.name)
         digest = sha256_file(path)
         verify_checkpoint_name(path, digest)
         return path, digest
@@ -120,6 +122,7 @@ def resolve_checkpoint(spec: str | os.PathLike[str] | None = None, *, progress: 
                 f"(RDMEVAL_OFFLINE/HF_HUB_OFFLINE). Download {spec} yourself and pass --detector-checkpoint PATH"
             )
         _download(spec, target, progress=progress)
+    logging.getLogger(__name__).info("checking the detector checkpoint %s (sha256) ...", target.name)
     digest = sha256_file(target)
     try:
         verify_checkpoint_name(target, digest)

@@ -66,6 +66,9 @@ def _detect(
     if not pending:
         return 0
     identity = detector.identity
+    load = getattr(detector, "load", None)
+    if load is not None:
+        load()  # before the bar: its rate counts inference only, from the first image on
     bar = tqdm(total=len(pending), unit="img", desc="geneval detect", disable=not progress, dynamic_ncols=True)
     done = 0
     results = detector.detect([im.path for im in pending], batch_size=batch_size)
@@ -167,6 +170,9 @@ def _colors(
             _check_mask(det, im, name)
             todo.append((item, ref, ColorRequest(im.path, name, det)))
     if todo:
+        load = getattr(color, "load", None)
+        if load is not None:
+            load()  # before the bar, as the detector
         bar = tqdm(total=len(todo), unit="crop", desc="geneval colors", disable=not progress, dynamic_ncols=True)
         step = 64
         for start in range(0, len(todo), step):

@@ -50,6 +50,7 @@ from rdmeval.scorers.geneval.summary import (
     write_official_results,
 )
 from rdmeval.scorers.runs import check_run, incomplete_run_error, listing
+from rdmeval.standin import STANDIN_SHORT, is_standin_detector
 from rdmeval.store import RunStore, WorkItem, resolve_shard, shard_items
 from rdmeval.store.external import external_source
 from rdmeval.store.lock import RunLock
@@ -336,5 +337,6 @@ def score_geneval_run(
     reused = len(images) - detected
     return GenevalScoreResult(run_dir, True, detected, reused, n_classified, coverage, summary, text, outputs,
                               message=f"{len(images)} images judged ({detected} detected now, {reused} from the cache)"
+                              + (f"; {STANDIN_SHORT}" if is_standin_detector(detector_identity) else "")
                               + (f"; {check.note}" if check.note else ""),
                               seconds=time.time() - t0)

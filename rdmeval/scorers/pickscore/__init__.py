@@ -5,8 +5,8 @@
 - ``score``: ``score_pickscore_run`` over a run directory (resumable, shardable, parquet out);
 - ``compare``: ``compare_runs`` for two runs on the same prompts.
 
-``functional`` (which needs torch) is imported eagerly; the names of the other modules load on
-first use, so importing the package stays cheap.
+Every name loads its module on first use, so importing the package (or its torch-free ``defaults``)
+stays cheap.
 """
 
 from __future__ import annotations
@@ -14,16 +14,13 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from rdmeval.scorers.pickscore.functional import (
-    PairedComparison,
-    bootstrap_ci,
-    mean_over_prompts,
-    paired_bootstrap,
-    per_prompt_means,
-    pickscore_from_embeddings,
-)
-
 _LAZY: dict[str, str] = {
+    "PairedComparison": "functional",
+    "bootstrap_ci": "functional",
+    "mean_over_prompts": "functional",
+    "paired_bootstrap": "functional",
+    "per_prompt_means": "functional",
+    "pickscore_from_embeddings": "functional",
     "PickScorer": "model",
     "to_uint8_pil": "model",
     "PickScoreRunResult": "score",

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -27,13 +28,11 @@ import torch
 from rdmeval.errors import RdmevalError
 from rdmeval.scorers.pickscore.functional import pickscore_from_embeddings
 
-DEFAULT_MODEL = "yuvalkirstain/PickScore_v1"
-DEFAULT_PROCESSOR = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
+from rdmeval.scorers.pickscore.defaults import DEFAULT_BATCH_SIZE, DEFAULT_MODEL, DEFAULT_PROCESSOR, IMAGE_BACKENDS  # noqa: E402
+
 MAX_LENGTH = 77
-DEFAULT_BATCH_SIZE = 64
 DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 FLOAT_RULES = ("refuse", "round", "truncate")
-IMAGE_BACKENDS = ("auto", "torchvision", "pil")
 
 
 # ----- images --------------------------------------------------------------------------------------
@@ -225,6 +224,7 @@ class PickScorer:
 
         if image_backend not in IMAGE_BACKENDS:
             raise RdmevalError(f"--image-backend {image_backend!r}: choose one of {', '.join(IMAGE_BACKENDS)}")
+        logging.getLogger(__name__).info("loading the PickScore model %s ...", model)
         try:
             clip = transformers.AutoModel.from_pretrained(model, revision=model_revision, dtype=torch.float32)
         except (OSError, ValueError) as exc:
