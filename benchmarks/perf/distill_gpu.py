@@ -4,7 +4,10 @@ The student is diffusers' ``Flux2Transformer2DModel`` at FLUX.2 [klein]-4B's con
 fp32 master weights, bf16 autocast, per-block checkpointing) with the klein VAE in bf16; the battery is
 ten stand-in encoders at the released encoders' input resolutions and feature widths (a patch
 embedding and ``--battery-depth`` transformer layers each: the shapes of the loss are real, the
-encoders' cost is lower than the real backbones'); bundles are random with M = 8192 landmarks and
+encoders' cost is lower than the real backbones'), or, with ``--battery architectures``, the released
+encoders' own architectures with random weights (3.8 B parameters: the seven timm encoders through
+``rdmeval.distill.encoders.load_encoder(pretrained=False)``, timm's Inception-v3 for the FID network,
+ViT-g/14 for WebSSL-DINO-1B and three ViT-B for DreamSim's ensemble); bundles are random with M = 8192 landmarks and
 d_in = d_img + 1152; ctx rows (48 × 7680) and τ rows (1152) are random. Nothing is downloaded.
 
 Each configuration runs ``--warmup`` untimed and ``--steps`` timed optimizer steps of
@@ -15,6 +18,7 @@ is 8 × 8 × 160; start small: one step at that size takes minutes).
 
     torchrun --nproc-per-node 8 benchmarks/perf/distill_gpu.py --batch-size 8 --grad-accum 4
     torchrun --nproc-per-node 8 benchmarks/perf/distill_gpu.py --batch-size 8 --grad-accum 4 --fsdp
+    torchrun --nproc-per-node 8 benchmarks/perf/distill_gpu.py --batch-size 8 --grad-accum 4 --battery architectures
     python benchmarks/perf/distill_gpu.py --dry-run      # CPU: tiny widths, checks the script's wiring
 
 Without ``--fsdp`` every rank holds the fp32 student, its gradients and AdamW's two moments
@@ -103,6 +107,59 @@ def build_battery(depth: int, device: torch.device, dry: bool) -> dict:
     return battery
 
 
+class TimmVector(nn.Module):
+    """A timm architecture (random weights) pooled by its own head, projected when the released width is narrower."""
+
+    def __init__(self, name: str, width: int, **kwargs):
+        super().__init__()
+        import timm
+
+        self.model = timm.create_model(name, pretrained=False, num_classes=0, **kwargs)
+        self.proj = nn.Identity() if self.model.num_features == width else nn.Linear(self.model.num_features, width, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(self.model.forward_head(self.model.forward_features(x), pre_logits=True))
+
+
+class Concat(nn.Module):
+    def __init__(self, *parts: nn.Module):
+        super().__init__()
+        self.parts = nn.ModuleList(parts)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([p(x) for p in self.parts], dim=1)
+
+
+def build_architectures(device: torch.device) -> dict:
+    """The released battery's architectures with random weights, built on ``device`` (no download).
+
+    The timm encoders go through the project's own loader (same model ids, pooling and input
+    handling as the real battery); the three encoders that load from elsewhere get timm stand-ins
+    of their size, pooled to their released widths.
+    """
+    from dataclasses import replace
+
+    from rdmeval.distill.battery import BatteryEncoder
+    from rdmeval.distill.encoders import RELEASED_BATTERY, load_encoder
+
+    stand_ins = {
+        "inception": lambda: TimmVector("inception_v3", 2048),  # the FID network is an Inception-v3
+        "webssl_dino_1b": lambda: TimmVector("vit_giant_patch14_dinov2", 1536, img_size=224),  # ViT at 1536 x 40 layers
+        "dreamsim": lambda: Concat(TimmVector("vit_base_patch16_224", 768), TimmVector("vit_base_patch16_clip_224", 512),
+                                   TimmVector("vit_base_patch32_clip_224", 512)),  # DINO + CLIP + OpenCLIP ViT-B
+    }
+    battery = {}
+    with torch.device(device):  # timm initialises on the GPU: seconds instead of minutes on the host
+        for spec in RELEASED_BATTERY:
+            if spec.name in stand_ins:
+                interpolation = "bilinear" if spec.interpolation == "tf_bilinear" else spec.interpolation
+                stand = replace(spec, library="timm", model_id=f"stand-in:{spec.name}", pool="vector", interpolation=interpolation)
+                battery[spec.name] = BatteryEncoder(stand, stand_ins[spec.name]())
+            else:
+                battery[spec.name] = load_encoder(spec, device=device, pretrained=False)
+    return battery
+
+
 def build_task(args: argparse.Namespace, config, device: torch.device):
     from diffusers import AutoencoderKLFlux2, Flux2Transformer2DModel
 
@@ -127,7 +184,10 @@ def build_task(args: argparse.Namespace, config, device: torch.device):
         shard_student(dit)
     vae_dtype = torch.float32 if args.dry_run else torch.bfloat16
     vae = AutoencoderKLFlux2(**(DRY_VAE if args.dry_run else {})).to(device=device, dtype=vae_dtype).eval().requires_grad_(False)
-    battery = build_battery(args.battery_depth, device, args.dry_run)
+    if args.battery == "architectures" and not args.dry_run:
+        battery = build_architectures(device)
+    else:
+        battery = build_battery(args.battery_depth, device, args.dry_run)
     m = 16 if args.dry_run else 8192
     text_dim = 8 if args.dry_run else TEXT_DIM
     bundles = {}
@@ -156,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--fsdp", action="store_true", help="shard the student with FSDP2 (fully_shard per block)")
+    ap.add_argument("--battery", default="standin", choices=["standin", "architectures"],
+                    help="stand-in encoders (default) or the released architectures with random weights (needs timm)")
     ap.add_argument("--battery-depth", type=int, default=4, help="transformer layers per stand-in encoder")
     ap.add_argument("--dry-run", action="store_true", help="tiny widths on the CPU: checks the wiring, measures nothing")
     args = ap.parse_args(argv)
@@ -198,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
             "batch_size": args.batch_size, "grad_accum": args.grad_accum, "rollout_size": rollout,
             "step_s_median": round(step, 3), "samples_per_s": round(rollout / step, 2),
             "released_step_s_estimate": round(step * 10_240 / rollout, 1),
+            "gpu_hours_to_step_180_estimate": round(step * 10_240 / rollout * 180 * world / 3600, 1),
+            "battery": "stand-in" if args.dry_run else args.battery,
             "peak_gpu_gib_rank0": round(torch.cuda.max_memory_allocated(device) / 2**30, 2) if device.type == "cuda" else None,
             "loss": result.loss, "skipped": result.skipped,
         }))
