@@ -79,7 +79,6 @@ def test_joint_dims_and_bundle_sizes_match_the_released_bundles():
 
 
 def test_timm_constants_are_timms_own_pretrained_configs():
-    pytest.importorskip("timm")
     from timm.models import get_pretrained_cfg
 
     timm_specs = [s for s in RELEASED_BATTERY if s.library == "timm"]
@@ -124,7 +123,7 @@ def test_tf_bilinear_samples_at_i_times_in_over_out():
 
 
 def test_tf_bilinear_equals_torch_fidelitys_resize():
-    tf = pytest.importorskip("torch_fidelity.interpolate_compat_tensorflow")
+    import torch_fidelity.interpolate_compat_tensorflow as tf
     x = torch.rand(2, 3, 37, 23)
     for size in [(299, 299), (16, 9), (37, 23)]:
         assert torch.equal(resize_tf_bilinear(x, size), tf.interpolate_bilinear_2d_like_tensorflow1x(x, size=size, align_corners=False))
@@ -202,7 +201,6 @@ _TINY_TIMM = {
 
 @pytest.mark.parametrize("name", list(_TINY_TIMM))
 def test_timm_loader_wiring_on_a_tiny_model_of_the_same_architecture(name):
-    pytest.importorskip("timm")
     from timm.layers import global_pool_nlc
 
     kwargs, dim = _TINY_TIMM[name]
@@ -229,7 +227,6 @@ def test_timm_loader_wiring_on_a_tiny_model_of_the_same_architecture(name):
 
 
 def test_timm_loader_refuses_a_model_whose_config_differs():
-    pytest.importorskip("timm")
     spec = replace(released_spec("mae"), dim=32, mean=(0.5, 0.5, 0.5))
     with pytest.raises(BatteryError, match="'mae'.*mean"):
         load_encoder(spec, pretrained=False, model_kwargs=_TINY_TIMM["mae"][0])
@@ -305,7 +302,7 @@ def test_load_battery_names_unknown_encoders():
 
 
 def test_fid_inception_loader_runs_torch_fidelitys_network_on_x_times_2_minus_1(monkeypatch, tmp_path):
-    tfi = pytest.importorskip("torch_fidelity.feature_extractor_inceptionv3")
+    import torch_fidelity.feature_extractor_inceptionv3 as tfi
     # torch-fidelity always loads weights when built: build one without (random init), randomise it, save it
     with monkeypatch.context() as m:
         m.setattr(tfi, "load_state_dict_from_url", lambda *a, **k: {})

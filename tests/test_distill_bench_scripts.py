@@ -8,8 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -33,7 +31,6 @@ def test_gpu_benchmark_wiring_on_the_cpu():
 def test_gpu_benchmark_architectures_battery_has_the_released_widths():
     """--battery architectures: built on the meta device (no memory), each encoder pools to its released width
     at its released resolution, ~3.84 B parameters in all."""
-    pytest.importorskip("timm")
     import importlib.util
 
     import torch

@@ -39,7 +39,7 @@ TINY_TOWER_CONFIG = {
 
 @pytest.fixture(scope="module")
 def tiny_tower(tmp_path_factory):
-    open_clip = pytest.importorskip("open_clip")
+    import open_clip
     path = tmp_path_factory.mktemp("open-clip-config") / f"{TINY_TOWER}.json"
     path.write_text(json.dumps(TINY_TOWER_CONFIG))
     open_clip.add_model_config(path)
@@ -156,7 +156,6 @@ def test_open_refuses_tables_of_different_pools(tmp_path, tiny_tower):
 
 
 def test_the_text_tower_is_the_references_siglip2():
-    pytest.importorskip("open_clip")
     assert resolve_text_tower() == ("ViT-SO400M-16-SigLIP2-256", "webli")
     assert TEXT_TOWERS[0] == "ViT-SO400M-16-SigLIP2-256"
     assert resolve_text_tower("ViT-B-32", "openai") == ("ViT-B-32", "openai")

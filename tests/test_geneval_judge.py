@@ -535,7 +535,7 @@ def test_adapter_rows_masks_and_dtypes(wrap):
 
 
 def test_adapter_with_torch_tensors():
-    torch = pytest.importorskip("torch")
+    import torch
     names = [f"class{i}" for i in range(80)]
     labels, scores, bboxes, masks = adapter_inputs()
     dets = from_pred_instances(

@@ -370,7 +370,7 @@ def test_markdown_prints_user_text_literally(card_root, tmp_path):
     cell a Markdown parser reads is the name itself (no emphasis, no HTML, no extra table cells)."""
     import shutil
 
-    markdown_it = pytest.importorskip("markdown_it", reason="markdown-it-py (installed with rich) parses the table")
+    import markdown_it
     root = tmp_path / "root"
     shutil.copytree(card_root / "runs", root / "runs")
     name = "my|*bold*_x_ <b>model<b> [a](x.y) ~~no~~ &amp; `c` \\"  # a folder name: no "/"
