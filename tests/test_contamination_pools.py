@@ -167,6 +167,20 @@ def test_override_errors(tmp_path):
         load_pool_spec(tmp_path / "s.toml", ["coco.path=/x"])
 
 
+def test_override_path_is_relative_to_the_working_directory(tmp_path, monkeypatch):
+    """`--set coco-train2014.path=captions_train2014.json` (README) names a file of the working directory,
+    not one beside the packaged spec; paths written inside a spec still resolve against its folder."""
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "specs" / "s.toml").write_text('[[source]]\nname = "a"\npath = "x.txt"\n[[source]]\nname = "b"\npath = "y.txt"\n',
+                                               encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    spec = load_pool_spec(tmp_path / "specs" / "s.toml", ["a.path=mine.txt"])
+    assert spec.sources[0].path == tmp_path.resolve() / "mine.txt"
+    assert spec.sources[1].path == tmp_path.resolve() / "specs" / "y.txt"
+    coco = load_pool_spec("rdm-s180-generator", ["coco-train2014.path=captions_train2014.json"]).sources[0]
+    assert coco.path == tmp_path.resolve() / "captions_train2014.json"
+
+
 def test_released_specs_parse(tmp_path):
     coco = tmp_path / "captions_train2014.json"
     for name in ("rdm-s180-generator", "rdm-s180-reference"):

@@ -24,7 +24,8 @@ A source gives either ``weight`` (rows per row read; default 1) or ``rows`` (the
 contributes, spread evenly over the rows read: ``weight = rows / rows_read``), for blocks whose
 per-row counts are unknown. Paths may use ``${ENV_VAR}`` and ``~``; relative paths are relative to
 the spec file. Any source key can be overridden from the command line with
-``--set SOURCE.KEY=VALUE`` (``overrides``).
+``--set SOURCE.KEY=VALUE`` (``overrides``); a relative ``--set SOURCE.path`` is relative to the
+working directory.
 """
 
 from __future__ import annotations
@@ -284,7 +285,9 @@ def pool_spec_from_dict(
         if "weight" in overrides.get(s.get("name"), {}):
             merged.pop("rows", None)
         label = merged.get("name") if isinstance(merged.get("name"), str) else ""
-        sources.append(_source(merged, top.child("source").item(i, label), base))
+        # a path given with --set is relative to the working directory, like any other command-line path
+        paths_base = Path.cwd() if "path" in overrides.get(s.get("name"), {}) else base
+        sources.append(_source(merged, top.child("source").item(i, label), paths_base))
     seen: set[str] = set()
     for src in sources:
         if src.name in seen:
@@ -317,7 +320,8 @@ def pool_spec_file(path: str | os.PathLike[str]) -> Path:
 def load_pool_spec(path: str | os.PathLike[str], overrides: Sequence[str] | Mapping[str, Mapping[str, Any]] | None = None) -> PoolSpec:
     """Read a TOML composition spec, by path or by the name of a packaged one (``rdm-s180-generator``);
     ``overrides`` as ``SOURCE.KEY=VALUE`` strings or a nested dict. Relative paths inside a spec resolve
-    against the spec's own folder, so a packaged spec works from any working directory."""
+    against the spec's own folder, so a packaged spec works from any working directory; a relative path
+    given as an override (``--set SOURCE.path=FILE``) resolves against the working directory."""
     file = pool_spec_file(path)
     raw = read_toml(file, PoolSpecError, f"{file}: no such pool spec (a TOML file with [[source]] tables)")
     if overrides is None or isinstance(overrides, Mapping):
