@@ -140,3 +140,47 @@ def test_cli_trains_writes_losses_and_resumes(tmp_path, capsys):
     # the real recipe runs from here too, given its assets; without them the error says what is missing
     assert distill_main(["--config", "flux_geall", "--out", str(tmp_path / "f")]) == 2
     assert "needs its ctx table: pass --assets DIR" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--batch-size", "0"), ("--steps", "0"), ("--steps", "-3")])
+def test_cli_rejects_non_positive_steps_and_batch_size_naming_the_flag(tmp_path, capsys, flag, value):
+    from rdmeval.cli.main import main
+
+    assert main(["train", "--config", "debug", "--out", str(tmp_path / "r"), flag, value]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"{flag} must be >= 1" in err and "Traceback" not in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "r").exists()
+
+
+def test_resume_past_the_asked_steps_is_refused_not_a_silent_no_op(tmp_path, capsys):
+    from rdmeval.cli.main import main
+
+    out = tmp_path / "run"
+    assert main(["train", "--config", "debug", "--steps", "4", "--out", str(out), "--no-progress"]) == 0
+    config = (out / "config.json").read_text()
+    capsys.readouterr()
+    assert main(["train", "--config", "debug", "--steps", "2", "--out", str(out), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "already at step 4" in err and "--steps 2" in err and "rdmeval train export" in err
+    assert (out / "config.json").read_text() == config  # the run's record is left as it was
+    assert main(["train", "--config", "debug", "--steps", "4", "--out", str(out), "--resume"]) == 0  # at its end: nothing to do
+
+
+def test_ctrl_c_says_how_to_continue_the_command_that_was_stopped(tmp_path, capsys, monkeypatch):
+    import rdmeval.distill.checkpoints as checkpoints
+    import rdmeval.distill.run as run
+    from rdmeval.cli.main import main
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run, "train", stopped)
+    assert main(["train", "--config", "debug", "--out", str(tmp_path / "r")]) == 130
+    err = capsys.readouterr().err
+    assert "--resume" in err and "images" not in err
+    assert distill_main(["--config", "debug", "--out", str(tmp_path / "r")]) == 130
+    assert "--resume" in capsys.readouterr().err
+    monkeypatch.setattr(checkpoints, "resolve_checkpoint", stopped)
+    assert main(["train", "export", str(tmp_path / "r"), "--out", str(tmp_path / "m.safetensors")]) == 130
+    err = capsys.readouterr().err
+    assert "run the export again" in err and "images" not in err

@@ -46,6 +46,9 @@ examples:
   rdmeval env                                    # versions, devices, cache location
 """
 
+# what a Ctrl-C leaves, said on exit; a command whose runs are not image runs sets its own (set_defaults(on_interrupt=...))
+INTERRUPTED = "completed images are kept and the run resumes where it stopped"
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -96,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"rdmeval: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("rdmeval: interrupted; completed images are kept and the run resumes where it stopped", file=sys.stderr)
+        print(f"rdmeval: interrupted; {getattr(args, 'on_interrupt', INTERRUPTED)}", file=sys.stderr)
         return 130
 
 

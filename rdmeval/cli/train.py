@@ -100,6 +100,12 @@ def run_passthrough(args: argparse.Namespace) -> int:
     return int(module.run(parsed) or 0)
 
 
+# what a Ctrl-C leaves (rdmeval.cli.main prints it)
+INTERRUPTED_TRAIN = "the milestones written so far are kept; continue from the newest with the same command and --resume"
+INTERRUPTED_EXPORT = "nothing was written (the file appears whole or not at all); run the export again"
+INTERRUPTED_BUILD = "completed parts are kept; run the same command again to resume where it stopped"
+
+
 def _train_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("run")
     g.add_argument("--config", help="debug (CPU toy), flux_tiny (tiny klein fixture, CPU) or flux_geall (the released recipe)")
@@ -125,22 +131,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     _train_arguments(p)
     # add_verbose_flag gives -v only to leaf parsers; this one has actions below it but runs too
     p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="show the traceback of an error (also RDMEVAL_DEBUG=1)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, on_interrupt=INTERRUPTED_TRAIN)
     actions = p.add_subparsers(dest="train_action", metavar="{export,tiny-assets," + ",".join(PASSTHROUGH) + "}")
     e = actions.add_parser("export", help="write a checkpoint's student as model.safetensors (bf16, BFL names)", epilog=EXPORT_EPILOG,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
     e.add_argument("run", help="run folder (its newest milestone, or --step) or a step_XXXXXXX.pt file")
     e.add_argument("--step", type=int, help="the milestone of this step (default: the newest)")
     e.add_argument("--out", required=True, help="the .safetensors file to write")
-    e.set_defaults(func=run_export)
+    e.set_defaults(func=run_export, on_interrupt=INTERRUPTED_EXPORT)
     t = actions.add_parser("tiny-assets", help="build flux_tiny's tables and bundles from the tiny klein fixture", epilog=ASSETS_EPILOG,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
     t.add_argument("--klein", required=True, help="the tiny-klein fixture folder (from rdmeval fixtures tiny-klein)")
     t.add_argument("--out", required=True, help="assets folder to write (resumed if present)")
     t.add_argument("--no-progress", action="store_true", help="no progress lines")
-    t.set_defaults(func=run_tiny_assets)
+    t.set_defaults(func=run_tiny_assets, on_interrupt=INTERRUPTED_BUILD)
     for name, (_module, summary) in PASSTHROUGH.items():
         # no option parsing here ('\0' never starts an argument): every argument, --help too, goes to the module's parser
         q = actions.add_parser(name, help=summary, add_help=False, prefix_chars="\0")
         q.add_argument("argv", nargs="*", help=argparse.SUPPRESS)
-        q.set_defaults(func=run_passthrough)
+        q.set_defaults(func=run_passthrough, on_interrupt=INTERRUPTED_BUILD)

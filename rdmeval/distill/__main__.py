@@ -59,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     except RdmevalError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted; the milestones written so far are kept; continue from the newest with the same command and --resume",
+              file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -77,6 +77,10 @@ def with_layout(config: TrainConfig, world_size: int, batch_size: int) -> TrainC
 def resolve_config(opts: TrainOptions, world: int) -> TrainConfig:
     """The named config with the options' overrides, laid out on ``world`` ranks (rollout_size kept)."""
     config = get_config(opts.config)
+    if opts.steps is not None and opts.steps < 1:
+        raise ConfigError(f"--steps must be >= 1 (the total number of steps to reach), got {opts.steps}")
+    if opts.batch_size is not None and opts.batch_size < 1:
+        raise ConfigError(f"--batch-size must be >= 1 (samples per rank per chunk), got {opts.batch_size}")
     if opts.steps is not None:
         config = replace(config, steps=opts.steps)
     if opts.deterministic:
@@ -155,6 +159,12 @@ def train(opts: TrainOptions, *, on_step: Callable[[StepResult], None] | None = 
         raise CheckpointError(f"{out} already holds checkpoints (newest {found[1].name}); pass --resume to continue it, or use a new --out")
     if opts.resume and found is None:
         raise CheckpointError(f"--resume: {out} holds no step_XXXXXXX.pt checkpoint; run without --resume to start")
+    if found is not None and found[0] > config.steps:
+        given = f"--steps {config.steps}" if opts.steps is not None else f"config {config.name}'s {config.steps} steps (no --steps)"
+        raise CheckpointError(
+            f"--resume: {out} is already at step {found[0]} ({found[1].name}), past {given}; pass --steps N with N >= {found[0]} "
+            f"to continue it, or export a step with rdmeval train export {out} --step S"
+        )
 
     task, assets = build_task(config, opts)
     if found is not None:
