@@ -208,6 +208,20 @@ def test_rdmeval_train_tables_is_the_same_command(tmp_path, tiny_klein, capsys):
     assert "usage: rdmeval train tables" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("flag", ["--text-encoder-layers", "--text-layers"])
+def test_tables_layer_errors_name_a_flag_the_command_has(tmp_path, tiny_klein, capsys, flag):
+    """The text encoder's range error names --text-encoder-layers, which `rdmeval train tables` did not accept."""
+    from rdmeval.cli.main import main as rdmeval_main
+
+    args = ["--pool", "demo", "--base", str(tiny_klein["base"]), "--only", "ctx", "--device", "cpu", "--no-progress"]
+    assert rdmeval_main(["train", "tables", *args, flag, "1,999", "--out", str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err
+    assert "--text-encoder-layers 1,999: indices [999] are out of range" in err
+    from rdmeval.distill.tables_cli import build_parser
+
+    assert "--text-encoder-layers I,J,K" in build_parser(prog="rdmeval train tables").format_help()
+
+
 def test_tables_help_examples_name_the_command_that_shows_them():
     """rdmeval train tables --help used to show `python -m rdmeval.distill.tables_cli ...` examples."""
     from rdmeval.distill.tables_cli import build_parser

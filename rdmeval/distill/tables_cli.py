@@ -51,7 +51,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--only", choices=("ctx", "tau"), help="build one table (default: both)")
     p.add_argument("--base", default=KLEIN_BASE, help=f"klein pipeline folder or hub id for the ctx table (default {KLEIN_BASE})")
     p.add_argument("--ctx-len", type=int, default=CTX_LEN, help=f"tokens per prompt (default {CTX_LEN}, the training geometry)")
-    p.add_argument("--text-layers", type=_layers, default=(9, 18, 27), help="Qwen3 hidden-state indices (default 9,18,27)")
+    # named as in rdmeval generate, whose text-encoder errors name --text-encoder-layers; --text-layers kept as an alias
+    p.add_argument("--text-encoder-layers", "--text-layers", dest="text_layers", type=_layers, default=(9, 18, 27), metavar="I,J,K",
+                   help="Qwen3 hidden-state indices (default 9,18,27)")
     p.add_argument("--text-model", help="open_clip model for τ (default: the first SigLIP2 SO400M text tower open_clip has)")
     p.add_argument("--text-pretrained", help="open_clip pretrained tag for --text-model (e.g. webli)")
     p.add_argument("--device", help="cuda, cuda:N or cpu (default: cuda if available)")
