@@ -165,6 +165,26 @@ def test_missing_pieces_are_named(tmp_path):
         Table(tmp_path / "t")
 
 
+def test_damaged_files_are_named_and_a_rebuild_rewrites_a_damaged_shard(tmp_path):
+    """A truncated shard used to be a numpy ValueError traceback out of `rdmeval train`."""
+    write_table(tmp_path / "t", PROMPTS, fake_encode, shard_rows=4, dedupe=True)
+    whole = Table(tmp_path / "t")[list(range(len(PROMPTS)))]
+    shard = tmp_path / "t" / "shard-00001.npy"
+    shard.write_bytes(shard.read_bytes()[:100])
+    with pytest.raises(TableError, match=r"shard-00001\.npy is damaged .*delete it and run the table's build again"):
+        Table(tmp_path / "t")
+    write_table(tmp_path / "t", PROMPTS, fake_encode, shard_rows=4, dedupe=True)  # the build rewrites it
+    assert torch.equal(Table(tmp_path / "t")[list(range(len(PROMPTS)))], whole)
+    (tmp_path / "t" / "index.npy").write_bytes(b"not npy")
+    with pytest.raises(TableError, match=r"index\.npy is damaged"):
+        Table(tmp_path / "t")
+    (tmp_path / "t" / "table.json").write_text("{")
+    with pytest.raises(TableError, match=r"table\.json is not readable JSON"):
+        Table(tmp_path / "t")
+    with pytest.raises(TableError, match=r"table\.json is not readable JSON"):
+        write_table(tmp_path / "t", PROMPTS, fake_encode, shard_rows=4, dedupe=True)
+
+
 def test_row_alignment_check(tmp_path):
     write_table(tmp_path / "a", PROMPTS, fake_encode, shard_rows=4)
     write_table(tmp_path / "b", PROMPTS, lambda b: fake_encode(b)[:, 0], shard_rows=10, dtype="float32", dedupe=True)

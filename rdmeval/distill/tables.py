@@ -51,6 +51,23 @@ def _shard_path(folder: Path, i: int) -> Path:
     return folder / f"shard-{i:05d}.npy"
 
 
+def _open_npy(path: Path) -> np.ndarray:
+    """A shard or index memory-mapped; a damaged file (truncated, not .npy) is a TableError naming it."""
+    try:
+        return np.load(path, mmap_mode="r")
+    except (ValueError, OSError, EOFError) as exc:
+        raise TableError(
+            f"{path} is damaged ({exc}); delete it and run the table's build again, which rewrites missing shards"
+        ) from exc
+
+
+def _read_meta(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise TableError(f"{path} is not readable JSON ({exc}); delete the table's folder and build it again") from exc
+
+
 def _npy_bytes(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     np.save(buffer, array)
@@ -118,7 +135,7 @@ def write_table(
     }
     meta_path = folder / "table.json"
     if meta_path.exists():
-        old = json.loads(meta_path.read_text())
+        old = _read_meta(meta_path)
         changed = [k for k in ("prompts_sha256", "shard_rows", "dtype", "index", "info") if old.get(k) != meta[k]]
         if changed:
             raise TableError(
@@ -136,11 +153,15 @@ def write_table(
     for i in range(n_shards):
         path = _shard_path(folder, i)
         rows = stored[i * shard_rows:(i + 1) * shard_rows]
-        if not (path.exists() and np.load(path, mmap_mode="r").shape[0] == len(rows)):
+        try:
+            whole = path.exists() and _open_npy(path).shape[0] == len(rows)
+        except TableError:  # damaged (e.g. truncated by a full disk outside this build): written again
+            whole = False
+        if not whole:
             _write_shard(path, rows, encode, batch_size, dtype)
             if on_shard is not None:
                 on_shard(i + 1, n_shards)
-        row_shape = list(np.load(path, mmap_mode="r").shape[1:])
+        row_shape = list(_open_npy(path).shape[1:])
     atomic_write_json(meta_path, {**meta, "row_shape": row_shape, "complete": True})
     return folder
 
@@ -153,7 +174,7 @@ class Table:
         meta_path = self.folder / "table.json"
         if not meta_path.is_file():
             raise TableError(f"{self.folder} is not a conditioning table (no table.json); build it first")
-        self.meta = json.loads(meta_path.read_text())
+        self.meta = _read_meta(meta_path)
         if self.meta.get("format") != TABLE_FORMAT:
             raise TableError(f"{meta_path}: format {self.meta.get('format')!r} is not {TABLE_FORMAT!r}")
         if self.meta.get("complete") is False:
@@ -164,13 +185,13 @@ class Table:
             path = _shard_path(self.folder, i)
             if not path.is_file():
                 raise TableError(f"{path} is missing: the table build did not finish; run it again to resume")
-            self.shards.append(np.load(path, mmap_mode="r"))
+            self.shards.append(_open_npy(path))
         stored = int(self.meta.get("stored_rows", self.meta["rows"]))
         if sum(s.shape[0] for s in self.shards) != stored:
             raise TableError(f"{self.folder}: the shards hold {sum(s.shape[0] for s in self.shards)} rows, table.json says {stored}")
         self.index: np.ndarray | None = None
         if self.meta.get("index"):
-            self.index = np.load(self.folder / self.meta["index"], mmap_mode="r")
+            self.index = _open_npy(self.folder / self.meta["index"])
             if self.index.shape != (len(self),):
                 raise TableError(f"{self.folder}: {self.meta['index']} maps {self.index.shape[0]} rows, table.json says {len(self)}")
 
