@@ -112,6 +112,11 @@ def test_missing_assets_name_the_file_and_the_command(tmp_path, tiny_flux_assets
     assert f"rdmeval train tiny-assets --klein TINY_KLEIN_DIR --out {assets}" in message
 
 
+def test_assets_of_another_config_say_how_to_fix(tiny_flux_assets):
+    with pytest.raises(AssetError, match=r"built for config 'flux_tiny', not 'flux_geall'; pass --config flux_tiny, or --assets"):
+        resolve_assets(get_config("flux_geall"), assets=tiny_flux_assets)
+
+
 def test_tables_of_other_prompts_are_refused(tmp_path, tiny_flux_assets):
     cfg = get_config("flux_tiny")
     pool = (tiny_flux_assets / "pool.txt").read_text().splitlines()

@@ -184,3 +184,21 @@ def test_ctrl_c_says_how_to_continue_the_command_that_was_stopped(tmp_path, caps
     assert main(["train", "export", str(tmp_path / "r"), "--out", str(tmp_path / "m.safetensors")]) == 130
     err = capsys.readouterr().err
     assert "run the export again" in err and "images" not in err
+
+
+@pytest.mark.parametrize("extra", [["--assets", "somewhere"], ["--fsdp"], ["--bundles", "b", "--base", "x"]])
+def test_flux_flags_on_the_toy_are_refused_not_ignored(tmp_path, capsys, extra):
+    from rdmeval.cli.main import main
+
+    assert main(["train", "--config", "debug", "--out", str(tmp_path / "r"), *extra]) == 2
+    err = capsys.readouterr().err
+    assert "config debug trains the CPU toy" in err and extra[0] in err and "--config flux_tiny" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_train_without_config_lists_every_subcommand(capsys):
+    from rdmeval.cli.main import main
+
+    assert main(["train", "--config", "debug"]) == 2
+    err = capsys.readouterr().err
+    assert all(name in err for name in ("export", "tiny-assets", "tables", "import-released", "refprep"))

@@ -53,7 +53,10 @@ def run(args: argparse.Namespace) -> int:
     from rdmeval.errors import RdmevalError
 
     if args.config is None or args.out is None:
-        raise RdmevalError("rdmeval train needs --config NAME and --out DIR (or a subcommand: export, tiny-assets); see rdmeval train --help")
+        raise RdmevalError(
+            f"rdmeval train needs --config NAME and --out DIR (or a subcommand: export, tiny-assets, {', '.join(PASSTHROUGH)}); "
+            "see rdmeval train --help"
+        )
     from rdmeval.distill.run import TrainOptions, train
 
     trainer = train(TrainOptions(

@@ -103,7 +103,10 @@ def resolve_assets(
         raise AssetError(f"--assets {folder}: no such folder; build it with {hint}")
     meta = read_assets_manifest(folder) if folder is not None else {}
     if meta.get("config") not in (None, config.name):
-        raise AssetError(f"--assets {folder} was built for config {meta['config']!r}, not {config.name!r}")
+        raise AssetError(
+            f"--assets {folder} was built for config {meta['config']!r}, not {config.name!r}; pass --config {meta['config']}, "
+            f"or --assets a folder built for {config.name} (docs/distill.md, Assets)"
+        )
 
     def pick(flag: Any, sub: str, name: str) -> Path:
         if flag is not None:

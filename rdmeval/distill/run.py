@@ -81,6 +81,15 @@ def resolve_config(opts: TrainOptions, world: int) -> TrainConfig:
         raise ConfigError(f"--steps must be >= 1 (the total number of steps to reach), got {opts.steps}")
     if opts.batch_size is not None and opts.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1 (samples per rank per chunk), got {opts.batch_size}")
+    if config.model == "toy":  # the toy builds its own data and model: FLUX-only flags would be silently ignored
+        ignored = [flag for flag, value in (("--assets", opts.assets), ("--base", opts.base), ("--ctx-table", opts.ctx_table),
+                                            ("--text-table", opts.text_table), ("--bundles", opts.bundles), ("--fsdp", opts.fsdp))
+                   if value]
+        if ignored:
+            raise ConfigError(
+                f"{', '.join(ignored)}: config {config.name} trains the CPU toy, which has no assets and no FLUX student; "
+                f"drop {'it' if len(ignored) == 1 else 'them'}, or pick a FLUX config (--config flux_tiny or flux_geall)"
+            )
     if opts.steps is not None:
         config = replace(config, steps=opts.steps)
     if opts.deterministic:
