@@ -202,3 +202,19 @@ def test_train_without_config_lists_every_subcommand(capsys):
     assert main(["train", "--config", "debug"]) == 2
     err = capsys.readouterr().err
     assert all(name in err for name in ("export", "tiny-assets", "tables", "import-released", "refprep"))
+
+
+def test_a_damaged_newest_milestone_says_how_to_resume_from_the_one_before(tmp_path, capsys):
+    from rdmeval.cli.main import main
+
+    out = tmp_path / "run"
+    assert main(["train", "--config", "debug", "--out", str(out), "--no-progress"]) == 0  # milestones at 4 and 8
+    newest = out / "step_0000008.pt"
+    newest.write_bytes(newest.read_bytes()[:1000])
+    capsys.readouterr()
+    assert main(["train", "--config", "debug", "--out", str(out), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert str(newest) in err and "delete it" in err and "continues from the milestone before it" in err
+    newest.unlink()
+    assert main(["train", "--config", "debug", "--out", str(out), "--resume", "--no-progress"]) == 0
+    assert (out / "step_0000008.pt").is_file()

@@ -264,7 +264,10 @@ class Trainer:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         except Exception as exc:
-            raise CheckpointError(f"checkpoint {path} cannot be read with weights_only=True ({exc})") from exc
+            raise CheckpointError(
+                f"checkpoint {path} cannot be read with weights_only=True ({exc}); if it is damaged, delete it (or move it away) "
+                "and --resume continues from the milestone before it"
+            ) from exc
         try:
             self.load_state_dict(state)
         except CheckpointError as exc:
