@@ -207,6 +207,17 @@ def test_export_to_a_folder_is_a_one_line_error_naming_the_file_to_pass(tmp_path
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [ckpt.name]
 
 
+def test_export_never_replaces_a_training_checkpoint(tmp_path):
+    """`rdmeval train export RUN --out RUN/step_0000004.pt` used to overwrite the milestone it read with the export."""
+    toy = Trainer(get_config("debug"), build_toy_task(get_config("debug")))
+    ckpt = save_milestone(toy.state_dict(), tmp_path / "run")
+    before = ckpt.read_bytes()
+    for out in (ckpt, tmp_path / "run" / "step_0000123.pt"):
+        with pytest.raises(CheckpointError, match=r"would replace a training checkpoint.*--out .*model\.safetensors"):
+            export_student(ckpt, out)
+    assert ckpt.read_bytes() == before and sorted(p.name for p in (tmp_path / "run").iterdir()) == [ckpt.name]
+
+
 @pytest.mark.parametrize("content", [b'{"name": "flux_tiny"}', b"PK\x03\x04 truncated"])
 def test_export_of_a_file_that_is_no_checkpoint_says_so(tmp_path, content):
     """`rdmeval train export RUN/config.json` used to blame mmap and _use_new_zipfile_serialization."""

@@ -114,6 +114,11 @@ def export_student(checkpoint: str | os.PathLike[str], out: str | os.PathLike[st
     target = Path(out)
     if target.is_dir():
         raise CheckpointError(f"--out {target} is a folder; pass the .safetensors file to write, e.g. {target / 'model.safetensors'}")
+    if MILESTONE.match(target.name) or (target.exists() and target.resolve() == path.resolve()):
+        raise CheckpointError(
+            f"--out {target} would replace a training checkpoint (milestones are never overwritten); "
+            f"write the export beside it, e.g. --out {target.parent / 'model.safetensors'}"
+        )
     state = read_checkpoint(path)
     config = state.get("config") or {}
     if config.get("model") != "flux":
