@@ -218,3 +218,23 @@ def test_a_damaged_newest_milestone_says_how_to_resume_from_the_one_before(tmp_p
     newest.unlink()
     assert main(["train", "--config", "debug", "--out", str(out), "--resume", "--no-progress"]) == 0
     assert (out / "step_0000008.pt").is_file()
+
+
+@pytest.mark.parametrize(("name", "text", "words"), [
+    ("config.json", "{", "config.json is not the run's JSON record"),
+    ("config.json", "[1, 2]", "config.json is not the run's JSON record"),
+    ("losses.txt", "garbage line\n", "losses.txt line 9 is not one of this run's log lines"),
+    ("metrics.jsonl", "not json\n", "metrics.jsonl line 9 is not one of this run's log lines"),
+])
+def test_damaged_run_records_on_resume_are_one_line_errors(tmp_path, capsys, name, text, words):
+    """These used to be JSONDecodeError / ValueError / AttributeError tracebacks."""
+    from rdmeval.cli.main import main
+
+    out = tmp_path / "run"
+    assert main(["train", "--config", "debug", "--out", str(out), "--no-progress"]) == 0
+    path = out / name
+    path.write_text(text if name == "config.json" else path.read_text() + text)
+    capsys.readouterr()
+    assert main(["train", "--config", "debug", "--steps", "12", "--out", str(out), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert words in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

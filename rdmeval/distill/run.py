@@ -138,7 +138,16 @@ def _check_same_data(out: Path, assets: dict[str, Any]) -> None:
     path = out / "config.json"
     if not path.is_file():
         return
-    before = (json.loads(path.read_text()).get("assets") or {}).get("identity")
+    try:
+        record = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        record = exc
+    if not isinstance(record, dict):
+        raise CheckpointError(
+            f"{path} is not the run's JSON record ({record}); restore it, or delete it to resume without the check "
+            "that the assets are the ones the run was trained on"
+        )
+    before = (record.get("assets") or {}).get("identity")
     now = assets.get("identity")
     if before is None or now is None or before == now:
         return
@@ -155,7 +164,20 @@ def _kept_lines(path: Path, upto: int, step_of: Callable[[str], int]) -> list[st
     """The lines of a log up to step ``upto`` (a resumed run rewrites what came after its milestone)."""
     if not path.is_file():
         return []
-    return [line + "\n" for line in path.read_text().splitlines() if line.strip() and step_of(line) <= upto]
+    kept = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            step = step_of(line)
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
+            raise CheckpointError(
+                f"{path} line {number} is not one of this run's log lines ({type(exc).__name__}: {exc}); fix or delete that line, "
+                "then --resume again"
+            ) from None
+        if step <= upto:
+            kept.append(line + "\n")
+    return kept
 
 
 def train(opts: TrainOptions, *, on_step: Callable[[StepResult], None] | None = None) -> Trainer:
