@@ -238,3 +238,15 @@ def test_damaged_run_records_on_resume_are_one_line_errors(tmp_path, capsys, nam
     assert main(["train", "--config", "debug", "--steps", "12", "--out", str(out), "--resume"]) == 2
     err = capsys.readouterr().err
     assert words in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_resume_with_other_flags_names_the_flags_of_the_run(tmp_path, capsys):
+    from rdmeval.cli.main import main
+
+    out = tmp_path / "run"
+    assert main(["train", "--config", "debug", "--steps", "4", "--batch-size", "4", "--out", str(out), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["train", "--config", "debug", "--steps", "8", "--out", str(out), "--resume"]) == 2
+    assert "resume with the same config (--batch-size 4)" in capsys.readouterr().err
+    assert main(["train", "--config", "learn_demo", "--steps", "8", "--batch-size", "4", "--out", str(out), "--resume"]) == 2
+    assert "--config debug" in capsys.readouterr().err

@@ -241,7 +241,12 @@ class Trainer:
         changed = sorted(k for k in current.keys() | saved.keys() if k not in RESUMABLE_CHANGES and saved.get(k) != current.get(k))
         if changed:
             detail = ", ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in changed)
-            raise CheckpointError(f"the checkpoint was written by a different config ({detail}); resume with the same config")
+            flags = {"batch_size": f"--batch-size {saved.get('batch_size')}",
+                     "deterministic": "--deterministic" if saved.get("deterministic") else "no --deterministic",
+                     "name": f"--config {saved.get('name')}"}
+            how = [flags[k] for k in changed if k in flags]
+            raise CheckpointError(f"the checkpoint was written by a different config ({detail}); resume with the same config"
+                                  + (f" ({', '.join(how)})" if how else ""))
         if self.sharded:
             self._load_sharded_state(state["model"], state["optimizer"])
         else:
