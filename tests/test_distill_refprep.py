@@ -360,6 +360,8 @@ def test_bad_flags_name_the_flag(tmp_path, capsys) -> None:
     assert "unknown encoder 'nope'" in capsys.readouterr().err
     assert main(["--pool", str(spec), "--out", str(tmp_path / "o"), "--geneval-seeds", "0"]) == 2
     assert "--geneval-seeds must be >= 1" in capsys.readouterr().err
+    assert main(["--pool", str(spec), "--out", str(tmp_path / "o"), "--landmarks", "0"]) == 2
+    assert "--landmarks must be >= 1" in capsys.readouterr().err  # was "BundleRecipe.num_landmarks must be >= 1"
     assert not (tmp_path / "o").exists()  # refused before anything is written
 
 

@@ -105,6 +105,8 @@ def options_from_args(args: argparse.Namespace) -> RefprepOptions:
         image_workers=args.image_workers, text_model=args.text_model, text_pretrained=args.text_pretrained, bundle_device=args.bundle_device,
         progress=not args.no_progress,
     )
+    if args.landmarks < 1:
+        raise RdmevalError(f"--landmarks must be >= 1 (Nyström landmarks M; the released bundles use 8192), got {args.landmarks}")
     return replace(options, recipe=replace(options.recipe, krr=args.krr, num_landmarks=args.landmarks))
 
 
