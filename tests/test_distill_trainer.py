@@ -250,3 +250,16 @@ def test_resume_with_other_flags_names_the_flags_of_the_run(tmp_path, capsys):
     assert "resume with the same config (--batch-size 4)" in capsys.readouterr().err
     assert main(["train", "--config", "learn_demo", "--steps", "8", "--batch-size", "4", "--out", str(out), "--resume"]) == 2
     assert "--config debug" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("argv", "word"), [(["--config", "debug", "--out", "r", "--stpes", "3"], "3"),
+                                            (["--config", "flux_tiny", "--asets", "a", "--out", "r"], "a")])
+def test_a_misspelt_option_with_a_value_is_not_blamed_on_the_subcommand(capsys, argv, word):
+    """argparse read the option's value as a subcommand: "invalid choice: '3' (choose from 'export', ...)" only."""
+    from rdmeval.cli.main import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", *argv])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"'{word}' is not a subcommand of rdmeval train" in err and "check that option's spelling" in err

@@ -7,6 +7,7 @@ parser (``rdmeval --help``) never imports rdmeval.distill (tests/test_distill_bo
 from __future__ import annotations
 
 import argparse
+import re
 
 EPILOG = """\
 examples:
@@ -128,6 +129,21 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
     a.add_argument("--bundles", help="folder of <encoder>.safetensors reference bundles")
 
 
+def _explain_stray_words(p: argparse.ArgumentParser) -> None:
+    """``rdmeval train --config debug --stpes 3`` made argparse read ``3`` as a subcommand and answer only
+    "invalid choice: '3' (choose from 'export', ...)": say that a misspelt option is the likely cause."""
+    plain = p.error
+
+    def error(message: str):
+        word = re.search(r"^argument \{export,.*?invalid choice: '(.*?)'", message)
+        if word:
+            message = (f"{word.group(1)!r} is not a subcommand of rdmeval train ({', '.join(['export', 'tiny-assets', *PASSTHROUGH])}); "
+                       "if it is the value of an option, check that option's spelling (rdmeval train --help lists them)")
+        plain(message)
+
+    p.error = error  # type: ignore[method-assign]
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train the one-step student with RDM (rdmeval/distill)", epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -135,6 +151,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     # add_verbose_flag gives -v only to leaf parsers; this one has actions below it but runs too
     p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="show the traceback of an error (also RDMEVAL_DEBUG=1)")
     p.set_defaults(func=run, on_interrupt=INTERRUPTED_TRAIN)
+    _explain_stray_words(p)
     actions = p.add_subparsers(dest="train_action", metavar="{export,tiny-assets," + ",".join(PASSTHROUGH) + "}")
     e = actions.add_parser("export", help="write a checkpoint's student as model.safetensors (bf16, BFL names)", epilog=EXPORT_EPILOG,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
