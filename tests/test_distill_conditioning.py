@@ -190,6 +190,9 @@ def test_tables_cli_builds_the_ctx_table_and_resumes(tmp_path, tiny_klein, capsy
     assert "holds a table of other info; use another output folder or remove it" in capsys.readouterr().err
     assert main(["--pool", "nope", "--out", str(tmp_path), "--no-progress"]) == 2
     assert "nope" in capsys.readouterr().err
+    (tmp_path / "a-file").write_text("")  # an OS error is one line too (it was a NotADirectoryError traceback)
+    assert main([*args[:-3], "--out", str(tmp_path / "a-file"), "--no-progress"]) == 2
+    assert "a part of this path is a file where a folder is expected" in capsys.readouterr().err
 
 
 def test_rdmeval_train_tables_is_the_same_command(tmp_path, tiny_klein, capsys):

@@ -263,3 +263,12 @@ def test_a_misspelt_option_with_a_value_is_not_blamed_on_the_subcommand(capsys, 
     assert exit_.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert f"'{word}' is not a subcommand of rdmeval train" in err and "check that option's spelling" in err
+
+
+def test_python_m_rdmeval_distill_reports_os_errors_in_one_line(tmp_path, capsys):
+    """`python -m rdmeval.distill --out FILE` was a FileExistsError traceback (rdmeval train: one line)."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert distill_main(["--config", "debug", "--out", str(blocker), "--steps", "1", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and str(blocker) in err and len(err.splitlines()) == 1

@@ -23,8 +23,10 @@ import errno
 import os
 import pickle
 import re
+import sys
 import zipfile
 from types import TracebackType
+from typing import Callable
 
 #: errno -> what to do about it.
 OS_HINTS: dict[int, str] = {
@@ -105,6 +107,27 @@ def explain(exc: BaseException) -> str | None:
         what = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
         return f"{path or 'a file'}: cannot be read ({what}); {CORRUPT_HINT}"
     return None
+
+
+def module_main(run: Callable[[], int | None], *, on_interrupt: str) -> int:
+    """The error handling of a ``python -m`` entry point, as ``rdmeval``'s: an RdmevalError, or an OS or
+    library error that :func:`explain` knows, is one line and exit code 2; Ctrl-C says what is kept (130)."""
+    from rdmeval.errors import RdmevalError
+
+    try:
+        return int(run() or 0)
+    except RdmevalError as exc:
+        print(f"error: {worker_error(str(exc))}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"interrupted; {on_interrupt}", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        message = explain(exc)
+        if message is None:
+            raise  # an unexpected error is a bug: keep its traceback
+        print(f"error: {message}", file=sys.stderr)
+        return 2
 
 
 def add_verbose_flag(sub: argparse._SubParsersAction) -> None:

@@ -9,9 +9,7 @@ and the rollout is kept: grad_accum = rollout_size / (batch_size × world_size).
 from __future__ import annotations
 
 import argparse
-import sys
 
-from rdmeval.errors import RdmevalError
 
 EPILOG = """examples:
   python -m rdmeval.distill --config debug --steps 8 --out runs/debug
@@ -54,15 +52,10 @@ def run(argv: list[str] | None = None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        return run(argv)
-    except RdmevalError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted; the milestones written so far are kept; continue from the newest with the same command and --resume",
-              file=sys.stderr)
-        return 130
+    from rdmeval.cli.failures import module_main
+
+    return module_main(lambda: run(argv), on_interrupt="the milestones written so far are kept; continue from the newest "
+                       "with the same command and --resume")
 
 
 if __name__ == "__main__":

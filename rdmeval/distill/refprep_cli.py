@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
 from typing import TYPE_CHECKING
 
@@ -132,11 +131,9 @@ def build_parser(prog: str = "python -m rdmeval.distill.refprep_cli") -> argpars
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except RdmevalError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    from rdmeval.cli.failures import module_main
+
+    return module_main(lambda: run(args), on_interrupt="completed parts are kept; run the same command again to resume where it stopped")
 
 
 if __name__ == "__main__":

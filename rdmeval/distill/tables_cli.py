@@ -9,7 +9,6 @@ when run again with the same arguments. ``add_arguments`` / ``run`` let another 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from rdmeval.errors import RdmevalError
@@ -97,11 +96,9 @@ def build_parser(prog: str = "python -m rdmeval.distill.tables_cli") -> argparse
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except RdmevalError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    from rdmeval.cli.failures import module_main
+
+    return module_main(lambda: run(args), on_interrupt="completed parts are kept; run the same command again to resume where it stopped")
 
 
 if __name__ == "__main__":
