@@ -175,3 +175,16 @@ def test_rdmeval_train_import_released(tmp_path: Path, capsys, monkeypatch) -> N
     LAYOUT.bundle_path(src, "enc_a").unlink()
     assert main(["train", "import-released", str(src), "--out", str(tmp_path / "out2")]) == 2
     assert "enc_a_joint_M8.pt is missing" in capsys.readouterr().err
+
+
+def test_python_m_released_cli_reports_os_errors_in_one_line(tmp_path: Path, capsys, monkeypatch) -> None:
+    """`python -m rdmeval.distill.released_cli SRC --out FILE` was a traceback; `rdmeval train import-released` one line."""
+    import rdmeval.distill.released as released
+    from rdmeval.distill.released_cli import main
+
+    monkeypatch.setattr(released, "ReleasedLayout", lambda: LAYOUT)
+    src = _write(tmp_path / "src")
+    (tmp_path / "a-file").write_text("")
+    assert main([str(src), "--out", str(tmp_path / "a-file")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "a-file" in err and len(err.splitlines()) == 1

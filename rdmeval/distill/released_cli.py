@@ -9,9 +9,6 @@ come from the same prompts.
 from __future__ import annotations
 
 import argparse
-import sys
-
-from rdmeval.errors import RdmevalError
 
 EPILOG = """\
 examples:
@@ -54,11 +51,9 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     args = build_parser(prog or "python -m rdmeval.distill.released_cli").parse_args(argv)
-    try:
-        return run(args)
-    except RdmevalError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    from rdmeval.cli.failures import module_main
+
+    return module_main(lambda: run(args), on_interrupt="run the same command again (it checks and converts the files again)")
 
 
 if __name__ == "__main__":
