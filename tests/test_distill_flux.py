@@ -112,6 +112,17 @@ def test_missing_assets_name_the_file_and_the_command(tmp_path, tiny_flux_assets
     assert f"rdmeval train tiny-assets --klein TINY_KLEIN_DIR --out {assets}" in message
 
 
+def test_a_missing_base_pipeline_says_to_pass_base_not_to_rebuild_the_assets(tmp_path, tiny_flux_assets):
+    from rdmeval.distill.flux_task import check_assets
+
+    cfg = get_config("flux_tiny")
+    with pytest.raises(AssetError) as err:
+        check_assets(cfg, resolve_assets(cfg, assets=tiny_flux_assets, base=str(tmp_path / "moved-klein")))
+    message = str(err.value)
+    assert str(tmp_path / "moved-klein" / "model_index.json") in message and "Pass --base" in message
+    assert "tiny-assets" not in message  # the assets are whole: rebuilding them would not help
+
+
 def test_assets_of_another_config_say_how_to_fix(tiny_flux_assets):
     with pytest.raises(AssetError, match=r"built for config 'flux_tiny', not 'flux_geall'; pass --config flux_tiny, or --assets"):
         resolve_assets(get_config("flux_geall"), assets=tiny_flux_assets)

@@ -144,11 +144,15 @@ def check_assets(config: TrainConfig, assets: FluxAssets) -> None:
     for name in config.encoders:
         if not assets.bundle_path(name).is_file():
             missing.append(f"bundle {assets.bundle_path(name)}")
+    fixes = [f"Build them with {assets.hint}"] if missing else []
     if _looks_local(assets.base) and not (Path(assets.base).expanduser() / "model_index.json").is_file():
         missing.append(f"base pipeline {Path(assets.base).expanduser() / 'model_index.json'}")
+        # not built by the assets' commands: a klein pipeline folder (the tiny fixture's klein/) or a hub id
+        fixes.append("Pass --base with a FLUX.2 [klein] pipeline folder (flux_tiny: TINY_KLEIN_DIR/klein, from rdmeval fixtures "
+                     "tiny-klein TINY_KLEIN_DIR) or its hub id")
     if missing:
         shown = "; ".join(missing[:4]) + (f" (and {len(missing) - 4} more)" if len(missing) > 4 else "")
-        raise AssetError(f"config {config.name!r}: missing {shown}. Build them with {assets.hint}")
+        raise AssetError(f"config {config.name!r}: missing {shown}. {'. '.join(fixes)}")
 
 
 # ------------------------------------------------------------------------------------------- the task
