@@ -186,7 +186,7 @@ def test_ctrl_c_says_how_to_continue_the_command_that_was_stopped(tmp_path, caps
     assert "run the export again" in err and "images" not in err
 
 
-@pytest.mark.parametrize("extra", [["--assets", "somewhere"], ["--fsdp"], ["--bundles", "b", "--base", "x"]])
+@pytest.mark.parametrize("extra", [["--assets", "somewhere"], ["--fsdp"], ["--bundles", "b", "--base", "x"], ["--device", "cuda"]])
 def test_flux_flags_on_the_toy_are_refused_not_ignored(tmp_path, capsys, extra):
     from rdmeval.cli.main import main
 
@@ -272,3 +272,25 @@ def test_python_m_rdmeval_distill_reports_os_errors_in_one_line(tmp_path, capsys
     assert distill_main(["--config", "debug", "--out", str(blocker), "--steps", "1", "--no-progress"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and str(blocker) in err and len(err.splitlines()) == 1
+
+
+def test_torchrun_on_a_gpu_machine_gives_cpu_tensors_a_backend(monkeypatch):
+    """`torchrun -m rdmeval train --config debug` (docs) on a GPU machine joined an NCCL-only group, which has no
+    collectives for the toy's CPU tensors; the group is NCCL for CUDA tensors and gloo for CPU ones."""
+    import torch.distributed as dist
+
+    import rdmeval.distill.run as run
+
+    calls = {}
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda i: calls.setdefault("device", i))
+    monkeypatch.setattr(dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(dist, "init_process_group", lambda backend: calls.setdefault("backend", backend))
+    monkeypatch.setattr(dist, "get_world_size", lambda: 2)
+    monkeypatch.setattr(dist, "get_rank", lambda: 1)
+    monkeypatch.setattr(run.atexit, "register", lambda fn: None)
+    assert run.init_distributed() == (2, 1)
+    backends = dict(pair.split(":") for pair in calls["backend"].split(","))
+    assert backends == {"cpu": "gloo", "cuda": "nccl"} and calls["device"] == 1

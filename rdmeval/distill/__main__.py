@@ -2,7 +2,7 @@
 
 The same run as ``rdmeval train`` (:func:`rdmeval.distill.run.train`): ``DIR/losses.txt``,
 ``DIR/metrics.jsonl`` and milestone checkpoints ``DIR/step_XXXXXXX.pt``; ``--resume`` continues
-from the newest. Under torchrun (WORLD_SIZE > 1) the process group is NCCL on CUDA, else gloo,
+from the newest. Under torchrun (WORLD_SIZE > 1) the process group is NCCL for CUDA tensors, gloo for CPU ones,
 and the rollout is kept: grad_accum = rollout_size / (batch_size × world_size).
 """
 

@@ -8,7 +8,7 @@ checkpoints ``step_XXXXXXX.pt`` (every ``save_freq`` steps and at the last step;
 logs are cut back to it, so a run killed at any point and resumed writes the same files as an
 uninterrupted one.
 
-Under torchrun (WORLD_SIZE > 1) the process group is NCCL on CUDA, else gloo; the rollout is kept
+Under torchrun (WORLD_SIZE > 1) the process group is NCCL for CUDA tensors, gloo for CPU ones; the rollout is kept
 and grad_accum = rollout_size / (batch_size × world_size). Rank 0 writes every file.
 """
 
@@ -47,15 +47,17 @@ class TrainOptions:
 
 
 def init_distributed() -> tuple[int, int]:
-    """(world_size, rank); joins the torchrun process group if WORLD_SIZE > 1 (NCCL on CUDA, else gloo)."""
+    """(world_size, rank); joins the torchrun process group if WORLD_SIZE > 1 (NCCL for CUDA tensors, gloo for CPU ones)."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return 1, 0
     import torch
     import torch.distributed as dist
 
     if not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        if backend == "nccl":
+        # on a GPU machine a run may still hold its tensors on the CPU (the toy configs, --device cpu): NCCL alone
+        # has no CPU collectives, so CPU tensors go through gloo
+        backend = "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"
+        if torch.cuda.is_available():
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group(backend=backend)
         # destroyed before exit: a group left to static destruction can abort the process
@@ -83,11 +85,12 @@ def resolve_config(opts: TrainOptions, world: int) -> TrainConfig:
         raise ConfigError(f"--batch-size must be >= 1 (samples per rank per chunk), got {opts.batch_size}")
     if config.model == "toy":  # the toy builds its own data and model: FLUX-only flags would be silently ignored
         ignored = [flag for flag, value in (("--assets", opts.assets), ("--base", opts.base), ("--ctx-table", opts.ctx_table),
-                                            ("--text-table", opts.text_table), ("--bundles", opts.bundles), ("--fsdp", opts.fsdp))
+                                            ("--text-table", opts.text_table), ("--bundles", opts.bundles), ("--fsdp", opts.fsdp),
+                                            (f"--device {opts.device}", opts.device not in (None, "cpu")))
                    if value]
         if ignored:
             raise ConfigError(
-                f"{', '.join(ignored)}: config {config.name} trains the CPU toy, which has no assets and no FLUX student; "
+                f"{', '.join(ignored)}: config {config.name} trains the CPU toy, which has no assets and no FLUX student and runs on the CPU; "
                 f"drop {'it' if len(ignored) == 1 else 'them'}, or pick a FLUX config (--config flux_tiny or flux_geall)"
             )
     if opts.steps is not None:
