@@ -218,6 +218,16 @@ def test_export_to_a_folder_is_a_one_line_error_naming_the_file_to_pass(tmp_path
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [ckpt.name]
 
 
+@pytest.mark.parametrize("content", [[1, 2], {"double_blocks.0.img_attn.qkv.weight": torch.zeros(2)}])
+def test_export_of_a_torch_file_that_is_no_training_checkpoint_says_so(tmp_path, content):
+    """A list was an AttributeError traceback; a weights state dict 'a checkpoint of config None (model None)'."""
+    other = tmp_path / "student.pth"
+    torch.save(content, other)
+    with pytest.raises(CheckpointError, match=r"is not a checkpoint of rdmeval train .*rdmeval generate --weights"):
+        export_student(other, tmp_path / "model.safetensors")
+    assert not (tmp_path / "model.safetensors").exists()
+
+
 def test_export_never_replaces_a_training_checkpoint(tmp_path):
     """`rdmeval train export RUN --out RUN/step_0000004.pt` used to overwrite the milestone it read with the export."""
     toy = Trainer(get_config("debug"), build_toy_task(get_config("debug")))

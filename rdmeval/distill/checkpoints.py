@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from rdmeval.io.atomic import TEMP_PREFIX, TEMP_SUFFIX
-from rdmeval.distill.trainer import CheckpointError
+from rdmeval.distill.trainer import CHECKPOINT_FORMAT, CheckpointError
 
 MILESTONE = re.compile(r"^step_(\d{7})\.pt$")
 EXPORT_FORMAT = "rdmeval.distill.export/1"
@@ -120,6 +120,12 @@ def export_student(checkpoint: str | os.PathLike[str], out: str | os.PathLike[st
             f"write the export beside it, e.g. --out {target.parent / 'model.safetensors'}"
         )
     state = read_checkpoint(path)
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(
+            f"{path} is not a checkpoint of rdmeval train (no format {CHECKPOINT_FORMAT!r}); export reads a run folder or one "
+            "of its step_XXXXXXX.pt milestones (a student weights file such as a released .pth goes to rdmeval generate "
+            "--weights as it is)"
+        )
     config = state.get("config") or {}
     if config.get("model") != "flux":
         raise CheckpointError(
