@@ -294,3 +294,28 @@ def test_torchrun_on_a_gpu_machine_gives_cpu_tensors_a_backend(monkeypatch):
     assert run.init_distributed() == (2, 1)
     backends = dict(pair.split(":") for pair in calls["backend"].split(","))
     assert backends == {"cpu": "gloo", "cuda": "nccl"} and calls["device"] == 1
+
+
+def test_a_second_training_job_on_the_same_out_is_refused(tmp_path, capsys):
+    """Two jobs on one --out interleaved their losses.txt and metrics.jsonl rewrites and raced on the milestones."""
+    import os
+    import subprocess
+    import sys
+
+    from rdmeval.cli.main import main
+
+    out = tmp_path / "run"
+    holder = ("import sys; from rdmeval.store.lock import RunLock; lock = RunLock(sys.argv[1], 'train', 0, 1, run_lock=False); "
+              "print('held', flush=True); sys.stdin.read()")
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": root}
+    proc = subprocess.Popen([sys.executable, "-c", holder, str(out)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout.readline().strip() == "held"  # the other job holds the run
+        assert main(["train", "--config", "debug", "--steps", "1", "--out", str(out), "--no-progress"]) == 2
+        assert "is already being written by pid" in capsys.readouterr().err
+        assert not out.exists()
+    finally:
+        proc.stdin.close()
+        proc.wait()
+    assert main(["train", "--config", "debug", "--steps", "1", "--out", str(out), "--no-progress"]) == 0  # free again

@@ -184,9 +184,27 @@ def _kept_lines(path: Path, upto: int, step_of: Callable[[str], int]) -> list[st
 
 
 def train(opts: TrainOptions, *, on_step: Callable[[StepResult], None] | None = None) -> Trainer:
-    """Train ``opts.config`` into ``opts.out`` (resuming from its newest milestone if ``opts.resume``)."""
+    """Train ``opts.config`` into ``opts.out`` (resuming from its newest milestone if ``opts.resume``).
+
+    One training job per run folder: rank 0 holds an OS lock on it (:class:`rdmeval.store.lock.RunLock`, beside
+    the folder, released when the process ends however it ends), and a second job on the same ``--out`` is refused.
+    """
     world, rank = init_distributed()
     config = resolve_config(opts, world)
+    lock = None
+    if rank == 0:
+        from rdmeval.store.lock import RunLock
+
+        lock = RunLock(opts.out, "train", 0, 1, run_lock=False)
+    try:
+        return _train(opts, config, world, rank, on_step)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train(opts: TrainOptions, config: TrainConfig, world: int, rank: int,
+           on_step: Callable[[StepResult], None] | None) -> Trainer:
     out = Path(opts.out)
     found = newest_milestone(out)
     if found is not None and not opts.resume:
