@@ -204,6 +204,17 @@ def test_train_without_config_lists_every_subcommand(capsys):
     assert all(name in err for name in ("export", "tiny-assets", "tables", "import-released", "refprep"))
 
 
+def test_an_empty_out_is_refused_not_the_working_directory(tmp_path, capsys, monkeypatch):
+    from rdmeval.cli.main import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--config", "debug", "--steps", "1", "--out", ""]) == 2  # e.g. --out "$RUN" with RUN unset
+    assert "needs --config NAME and --out DIR" in capsys.readouterr().err
+    assert distill_main(["--config", "debug", "--steps", "1", "--out", ""]) == 2
+    assert "--out is empty" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_damaged_newest_milestone_says_how_to_resume_from_the_one_before(tmp_path, capsys):
     from rdmeval.cli.main import main
 

@@ -53,7 +53,7 @@ assets.json. Seconds on a CPU; an interrupted build resumes.
 def run(args: argparse.Namespace) -> int:
     from rdmeval.errors import RdmevalError
 
-    if args.config is None or args.out is None:
+    if not args.config or not args.out:  # --out '' (an unset shell variable) would train into the working directory
         raise RdmevalError(
             f"rdmeval train needs --config NAME and --out DIR (or a subcommand: export, tiny-assets, {', '.join(PASSTHROUGH)}); "
             "see rdmeval train --help"

@@ -189,6 +189,8 @@ def train(opts: TrainOptions, *, on_step: Callable[[StepResult], None] | None = 
     One training job per run folder: rank 0 holds an OS lock on it (:class:`rdmeval.store.lock.RunLock`, beside
     the folder, released when the process ends however it ends), and a second job on the same ``--out`` is refused.
     """
+    if not str(opts.out).strip():
+        raise ConfigError("--out is empty; pass the run folder to write (an unset shell variable?)")
     world, rank = init_distributed()
     config = resolve_config(opts, world)
     lock = None
