@@ -212,6 +212,8 @@ def test_an_empty_out_is_refused_not_the_working_directory(tmp_path, capsys, mon
     assert "needs --config NAME and --out DIR" in capsys.readouterr().err
     assert distill_main(["--config", "debug", "--steps", "1", "--out", ""]) == 2
     assert "--out is empty" in capsys.readouterr().err
+    assert main(["train", "tiny-assets", "--klein", "somewhere", "--out", ""]) == 2
+    assert "one is empty" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
 
 

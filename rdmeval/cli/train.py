@@ -81,6 +81,10 @@ def run_export(args: argparse.Namespace) -> int:
 
 def run_tiny_assets(args: argparse.Namespace) -> int:
     from rdmeval.distill.tiny_assets import build_tiny_assets
+    from rdmeval.errors import RdmevalError
+
+    if not args.out.strip() or not args.klein.strip():  # '' would build into (or read) the working directory
+        raise RdmevalError("rdmeval train tiny-assets: --klein and --out must name folders; one is empty (an unset shell variable?)")
 
     out = build_tiny_assets(args.klein, args.out, log=(lambda m: None) if args.no_progress else print)
     print(f"flux_tiny assets in {out}")
