@@ -90,3 +90,31 @@ def test_bad_inputs_are_refused_naming_them(tmp_path, tiny_clip, capsys):
     pairs.write_text(json.dumps({"image": "theirs/0.png"}) + "\n")
     assert _score(tiny_clip, pairs, "--out", str(tmp_path / "o")) == 2
     assert f"{pairs}:1" in capsys.readouterr().err
+
+
+def test_other_files_and_bad_images_get_hints_for_images_made_elsewhere(tmp_path, tiny_clip, capsys):
+    """A file that is not a pairs file is named as such; a pairs file's bad or missing images are fixed where
+    they are (not by `rdmeval generate`, which did not make them), and the message names the original file."""
+    from PIL import Image
+
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a\nb\n")
+    assert _score(tiny_clip, prompts, "--out", str(tmp_path / "o")) == 2
+    err = capsys.readouterr().err
+    assert "is a file, not a pairs file" in err and "--out" not in err.split("give")[0] and "Traceback" not in err
+
+    Image.new("RGB", (32, 32), (10, 20, 30)).save(theirs / "0.png")
+    Image.new("RGB", (48, 32), (10, 20, 30)).save(theirs / "1.png")
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps({"image": f"theirs/{i}.png", "prompt": p}) + "\n" for i, p in enumerate("ab")))
+    assert _score(tiny_clip, pairs, "--out", str(tmp_path / "o1")) == 2
+    err = capsys.readouterr().err
+    assert f"links to {theirs / '1.png'}" in err and "made by another tool" in err and "rdmeval generate" not in err
+
+    pairs.write_text("".join(json.dumps({"image": f"theirs/{i}.png", "prompt": p}) + "\n" for i, p in enumerate("aab")))
+    Image.new("RGB", (32, 32), (10, 20, 30)).save(theirs / "2.png")
+    assert _score(tiny_clip, pairs, "--out", str(tmp_path / "o2")) == 2  # b has one image, a two
+    err = capsys.readouterr().err
+    assert "incomplete" in err and f"({pairs})" in err and "rdmeval generate" not in err

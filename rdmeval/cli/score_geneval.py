@@ -172,6 +172,9 @@ def _external_folder(args: argparse.Namespace) -> bool:
             raise RdmevalError(f"--out is for GenEval folders made by other tools; {src} is an rdmeval run, "
                                "whose scores go to RUN_DIR/scores/geneval/ (drop --out)")
         return False
+    if src.is_file():
+        raise RdmevalError(f"RUN_DIR {src} is a file; give a run folder written by `rdmeval generate`, or a folder in GenEval's "
+                           "layout (NNNNN/metadata.jsonl, NNNNN/samples/NNNN.png) with --out OUT")
     if is_geneval_folder(src):
         if not args.out:
             raise RdmevalError(
