@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         from rdmeval.sweep.run import select_benchmarks, sweep_preflight
 
         series = find_checkpoints(weights)
-        preflight = sweep_preflight(series, select_benchmarks(suite, args.subset), sweep_opts)
+        preflight = sweep_preflight(series, select_benchmarks(suite, args.subset), sweep_opts, suite)
         preflight.raise_if_missing()
         print(preflight.line())
         return 0
