@@ -165,3 +165,14 @@ def test_bad_images_are_named_where_they_are_and_a_file_is_not_a_run(run_dir, tm
     assert main(["score", "geneval", str(tmp_path / "notes.txt"), "--out", str(tmp_path / "o"), "--rejudge"]) == 2
     err_text = capsys.readouterr().err
     assert "is a file" in err_text and "Traceback" not in err_text
+
+
+def test_conflicting_flags_fail_before_out_is_made(run_dir, tmp_path, capsys):
+    """Flags that exclude each other are refused before the adopted run folder (--out) is written."""
+    src = _write_official_folder(run_dir, tmp_path / "theirs")
+    for extra, words in ((["--rejudge", "--random-detector"], "drop --random-detector"),
+                         (["--random-detector", "--detector-checkpoint", str(tmp_path / "c.pth")], "exclude each other")):
+        assert main(["score", "geneval", str(src), "--out", str(tmp_path / "scored"), "--no-progress", *extra]) == 2
+        err = capsys.readouterr()
+        assert words in err.err and "made by another tool" not in err.out
+        assert not (tmp_path / "scored").exists()
