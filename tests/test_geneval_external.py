@@ -13,6 +13,7 @@ import csv
 import hashlib
 import io
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -176,3 +177,17 @@ def test_conflicting_flags_fail_before_out_is_made(run_dir, tmp_path, capsys):
         err = capsys.readouterr()
         assert words in err.err and "made by another tool" not in err.out
         assert not (tmp_path / "scored").exists()
+
+
+def test_an_image_removed_from_the_folder_is_not_scored_again(run_dir, tmp_path):
+    """Re-adopting after a sample was removed at the source: the later samples move down one number and the link of
+    the last number goes, so no original is linked twice (the run is then incomplete, as the folder is)."""
+    src = _write_official_folder(run_dir, tmp_path / "theirs")
+    out = adopt_geneval_folder(src, tmp_path / "scored")
+    (src / "00002" / "samples" / "0000.png").unlink()
+    adopt_geneval_folder(src, out)
+    samples = sorted((out / "00002" / "samples").iterdir())
+    targets = [os.readlink(p) for p in samples]
+    assert len(targets) == len(set(targets)) == 3 and str(src / "00002" / "samples" / "0000.png") not in targets
+    with pytest.raises(RunStoreError, match="incomplete: 23 of 24 images"):
+        score(out)

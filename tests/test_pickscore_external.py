@@ -118,3 +118,22 @@ def test_other_files_and_bad_images_get_hints_for_images_made_elsewhere(tmp_path
     assert _score(tiny_clip, pairs, "--out", str(tmp_path / "o2")) == 2  # b has one image, a two
     err = capsys.readouterr().err
     assert "incomplete" in err and f"({pairs})" in err and "rdmeval generate" not in err
+
+
+def test_a_pair_removed_from_the_pairs_file_is_not_scored_again(tmp_path, tiny_clip, capsys):
+    """Re-scoring into the same --out after a pair was taken out of the file: its image is no longer linked."""
+    from PIL import Image
+
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    for i in range(4):
+        Image.new("RGB", (32, 32), (10 * i, 20, 30)).save(theirs / f"{i}.png")
+    pairs = tmp_path / "pairs.jsonl"
+    rows = [("0.png", "a"), ("1.png", "a"), ("2.png", "b"), ("3.png", "b")]
+    pairs.write_text("".join(json.dumps({"image": f"theirs/{n}", "prompt": p}) + "\n" for n, p in rows))
+    assert _score(tiny_clip, pairs, "--out", str(tmp_path / "o")) == 0
+    pairs.write_text("".join(json.dumps({"image": f"theirs/{n}", "prompt": p}) + "\n" for n, p in rows[1:]))
+    capsys.readouterr()
+    assert _score(tiny_clip, pairs, "--out", str(tmp_path / "o"), "--allow-incomplete") == 0
+    per_image = _per_image(tmp_path / "o")
+    assert len(per_image) == 3  # 1.png for 'a' (once), 2.png and 3.png for 'b'

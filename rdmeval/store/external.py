@@ -153,6 +153,18 @@ def link(target: Path, link: Path) -> None:
     os.replace(tmp, link)  # atomic: the link is either the old one or the new one
 
 
+def drop_stale_links(layout: RunLayout, images: dict[str, list[str]]) -> None:
+    """Remove the image links an earlier adoption made that ``images`` no longer has: a sample removed from the
+    source (the later ones renumbered down) would otherwise stay linked and be scored twice, or after its removal."""
+    keep = {layout.image(int(i), j) for i, names in images.items() for j in range(len(names))}
+    for folder in layout.root.iterdir():
+        samples = folder / "samples"
+        if folder.name.isdigit() and samples.is_dir():
+            for p in samples.iterdir():
+                if p.is_symlink() and p not in keep:
+                    p.unlink()
+
+
 def prepare_out(src: Path, out: Path) -> RunLayout:
     """``out``'s layout, once it is known to be outside ``src`` and new, empty, or adopted from ``src`` before."""
     if out.resolve() == src or src in out.resolve().parents:
@@ -191,6 +203,7 @@ def adopt_geneval_folder(src: str | os.PathLike[str], out: str | os.PathLike[str
         link(folder / "metadata.jsonl", layout.prompt_metadata(int(i)))
         for j, name in enumerate(names):
             link(folder / "samples" / name, layout.image(int(i), j))
+    drop_stale_links(layout, manifest["external"]["images"])
     write_manifest_if_changed(layout, manifest)
     return out
 
@@ -202,5 +215,5 @@ def external_source(manifest: dict[str, Any], image: Path) -> str | None:
     return os.readlink(image)
 
 
-__all__ = ["MANIFEST", "adopt_geneval_folder", "describe_folder", "external_manifest", "external_source", "is_geneval_folder",
-           "link", "prepare_out", "registered_sets_here", "write_manifest_if_changed"]
+__all__ = ["MANIFEST", "adopt_geneval_folder", "describe_folder", "drop_stale_links", "external_manifest", "external_source",
+           "is_geneval_folder", "link", "prepare_out", "registered_sets_here", "write_manifest_if_changed"]

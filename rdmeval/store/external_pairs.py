@@ -29,7 +29,7 @@ from typing import Any
 
 from rdmeval.errors import PromptFileError, RunStoreError
 from rdmeval.io import atomic_write_text
-from rdmeval.store.external import external_manifest, link, prepare_out, registered_sets_here, write_manifest_if_changed
+from rdmeval.store.external import drop_stale_links, external_manifest, link, prepare_out, registered_sets_here, write_manifest_if_changed
 from rdmeval.store.run_store import record_sha256
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
@@ -120,5 +120,6 @@ def adopt_image_pairs(pairs: list[tuple[Path, str]], source: str | os.PathLike[s
             atomic_write_text(path, json.dumps(record))
         for j, image in enumerate(groups[record["prompt"]]):
             link(image, layout.image(i, j))
+    drop_stale_links(layout, images)
     write_manifest_if_changed(layout, manifest)
     return out
