@@ -191,3 +191,11 @@ def test_an_image_removed_from_the_folder_is_not_scored_again(run_dir, tmp_path)
     assert len(targets) == len(set(targets)) == 3 and str(src / "00002" / "samples" / "0000.png") not in targets
     with pytest.raises(RunStoreError, match="incomplete: 23 of 24 images"):
         score(out)
+
+
+def test_two_folders_with_one_prompt_index_are_refused(run_dir, tmp_path):
+    src = _write_official_folder(run_dir, tmp_path / "theirs")
+    shutil.copytree(src / "00003", src / "3")  # 3 and 00003: which one holds prompt 3's images?
+    with pytest.raises(RunStoreError, match="00003 and 3 have the same index"):
+        adopt_geneval_folder(src, tmp_path / "scored")
+    assert not (tmp_path / "scored").exists()

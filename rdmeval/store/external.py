@@ -41,7 +41,14 @@ UNKNOWN = ("model", "weights", "seeds", "sampler settings", "text context length
 
 
 def _prompt_folders(src: Path) -> dict[int, Path]:
-    return {int(p.name): p for p in src.iterdir() if p.is_dir() and p.name.isdigit()}
+    folders: dict[int, Path] = {}
+    for p in sorted(src.iterdir()):
+        if p.is_dir() and p.name.isdigit():
+            if int(p.name) in folders:  # 7 and 00007: one prompt index, two folders (one would be dropped unseen)
+                raise RunStoreError(f"{src}: the prompt folders {folders[int(p.name)].name} and {p.name} have the same "
+                                    "index; keep one of them (GenEval names them by the prompt's index, 00007)")
+            folders[int(p.name)] = p
+    return folders
 
 
 def is_geneval_folder(src: Path) -> bool:
