@@ -87,6 +87,8 @@ def test_bad_inputs_are_refused_naming_them(tmp_path, tiny_clip, capsys):
     assert _score(tiny_clip, pairs, "--out", str(tmp_path / "o")) == 2
     err = capsys.readouterr().err
     assert "1 images not found" in err and "gone.png" in err
+    assert _score(tiny_clip, pairs, "--prompts-file", str(PROMPTS), "--out", str(tmp_path / "o")) == 2  # which prompts?
+    assert "drop --prompts-file" in capsys.readouterr().err and not (tmp_path / "o").exists()
     pairs.write_text(json.dumps({"image": "theirs/0.png"}) + "\n")
     assert _score(tiny_clip, pairs, "--out", str(tmp_path / "o")) == 2
     assert f"{pairs}:1" in capsys.readouterr().err
