@@ -420,6 +420,8 @@ def test_cli_table_errors_are_clear(tmp_path, capsys):
     assert "no run directories" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["table", str(tmp_path), "--pair", "student"])
+    assert main(["table", str(tmp_path), "--model", "student", "--model", "teacher", "--model", "student"]) == 2
+    assert "--model student is given twice" in capsys.readouterr().err  # not two rows of one model
     with pytest.raises(RdmevalError, match="not an rdmeval table CSV"):
         ResultsTable.from_csv("a,b\n1,2\n")
 
