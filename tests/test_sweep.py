@@ -75,6 +75,11 @@ def test_globs_need_a_step_in_every_name(tmp_path):
     _touch(tmp_path / "ckpts" / "final.pth")
     with pytest.raises(CheckpointError, match=r"final\.pth from its name.*step_0000020.*s180\.pth"):
         find_checkpoints(str(tmp_path / "ckpts" / "*.pth"))
+    (tmp_path / "ckpts" / "step_0001000.pth").symlink_to("final.pth")  # what the error advises: the link names the step
+    found = find_checkpoints(str(tmp_path / "ckpts" / "*.pth")).checkpoints
+    assert [(c.step, c.source.name, c.path.name) for c in found][-1] == (1000, "step_0001000.pth", "final.pth")
+    assert [c.step for c in found] == [20, 180, 200, 1000]
+    (tmp_path / "ckpts" / "step_0001000.pth").unlink()
     (tmp_path / "ckpts" / "final.pth").unlink()
     _touch(tmp_path / "ckpts" / "step_0000180.pth")
     with pytest.raises(CheckpointError, match=r"two checkpoints of step 180"):

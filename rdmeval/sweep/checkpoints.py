@@ -13,7 +13,9 @@ Accepted names (the step is the number; leading zeros do not matter):
 ``--weights`` is either
 
 - a glob (``ckpts/*.pth``, ``exports/*/model.safetensors``): every match must be a checkpoint with a
-  step name, else the sweep is refused with a message saying the expected names;
+  step name, else the sweep is refused with a message saying the expected names (a match without one that a
+  step-named link among the matches points to, ``final.pth`` beside ``step_0001000.pth -> final.pth``, is the
+  link's checkpoint);
 - a folder of checkpoints (the trainer's output folder): its entries with step names are the series;
   other entries (``losses.txt``, the trainer's resume file ``checkpoint.pt``) are listed as left out;
 - one checkpoint (a file, or a folder holding one weight file and no step-named entries): a series of one.
@@ -149,4 +151,11 @@ def find_checkpoints(spec: str) -> Series:
     if not matches:
         raise CheckpointError(f"--weights {spec}: no such file or folder, and no file matches it as a glob; "
                               "give a folder of checkpoints or a glob such as 'ckpts/*.pth' (quoted)")
+    # the file an odd name was linked from as advised (ln -s final.pth step_0001000.pth) matches too: the link stands for it
+    linked = {p.resolve() for p in matches if _step_of_match(p) is not None}
+    matches = [p for p in matches if _step_of_match(p) is not None or p.resolve() not in linked]
     return Series(_series([_as_checkpoint(p, spec) for p in matches], spec), [])
+
+
+def _step_of_match(path: Path) -> int | None:
+    return parse_step(path.name) if path.is_dir() else _step_of_file(path)
