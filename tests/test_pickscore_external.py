@@ -139,3 +139,20 @@ def test_a_pair_removed_from_the_pairs_file_is_not_scored_again(tmp_path, tiny_c
     assert _score(tiny_clip, pairs, "--out", str(tmp_path / "o"), "--allow-incomplete") == 0
     per_image = _per_image(tmp_path / "o")
     assert len(per_image) == 3  # 1.png for 'a' (once), 2.png and 3.png for 'b'
+
+
+def test_a_quoted_prompt_with_a_line_break_is_read_whole(tmp_path):
+    """A CSV prompt may hold a line break inside its quotes: it is read as written (not joined without it), and an
+    error names the line where its row ends."""
+    import pytest
+
+    from rdmeval.errors import PromptFileError
+    from rdmeval.store.external_pairs import read_pairs
+
+    pairs = tmp_path / "pairs.csv"
+    with open(pairs, "w", newline="") as fh:
+        csv.writer(fh).writerows([["image", "prompt"], ["0.png", "a cat\non a mat"], ["1.png", "a dog"]])
+    assert [(p.name, text) for p, text in read_pairs(pairs)] == [("0.png", "a cat\non a mat"), ("1.png", "a dog")]
+    pairs.write_text('image,prompt\n0.png,"a cat\non a mat"\n1.png,\n')
+    with pytest.raises(PromptFileError, match=r"pairs\.csv:4: expected the fields"):
+        read_pairs(pairs)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import os
 import re
@@ -48,8 +49,8 @@ def read_pairs(path: str | os.PathLike[str]) -> list[tuple[Path, str]]:
     path = Path(path).expanduser().resolve()
     text = path.read_text(encoding="utf-8-sig")
     if path.suffix.lower() == ".csv":
-        rows = list(csv.DictReader(text.splitlines()))
-        pairs = [_pair(row, f"{path}:{n + 2}", path.parent) for n, row in enumerate(rows)]
+        reader = csv.DictReader(io.StringIO(text))  # not text.splitlines(): a quoted prompt may hold a line break
+        pairs = [_pair(row, f"{path}:{reader.line_num}", path.parent) for row in reader]
     elif path.suffix.lower() == ".jsonl":
         pairs = []
         for n, line in enumerate(text.splitlines(), 1):
