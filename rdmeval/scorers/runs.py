@@ -65,7 +65,7 @@ def incomplete_run_error(root: os.PathLike[str] | str, coverage: dict[str, Any],
         fix = "Finish the run by resuming `rdmeval generate` into the same --out"
     else:
         fix = (f"These images were made by another tool ({source}); every prompt needs as many images as the one with "
-               "the most (samples are numbered 0..k-1 here in the order of their names). Add the missing images there "
+               "the most (numbered 0..k-1 here, in their order there). Add the missing images there "
                "and run the same command again")
     lines.append(
         f"{consequence} {fix}, or pass "
