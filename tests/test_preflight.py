@@ -91,6 +91,10 @@ def test_check_passes_on_the_smoke_setup(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "inputs are available" in printed and "detector config" in printed and "PickScore model" in printed
     assert not (out / "runs").exists()
+    # --smoke builds its own tiny klein: real weights or a base given with it would be silently replaced
+    for flag in ("--weights", "--base"):
+        assert main(["reproduce", "--smoke", "--out", str(tmp_path / "s2"), "--check", flag, str(tmp_path / "x")]) == 2
+        assert f"drop {flag}" in capsys.readouterr().err and not (tmp_path / "s2").exists()
 
 
 def test_generate_reports_missing_weights_before_the_prompt_download(tmp_path, capsys):
