@@ -109,6 +109,8 @@ def test_cli_refuses_unnamed_checkpoints_before_loading_anything(tmp_path, capsy
     assert main(["sweep", "--weights", str(tmp_path / "ok"), "--out", str(tmp_path / "o"), "--base", str(missing), "--check"]) == 2
     err = capsys.readouterr().err
     assert "inputs missing (nothing was loaded or generated)" in err and f"no such folder {missing}" in err
+    assert main(["sweep", "--smoke", "--out", str(tmp_path / "o"), "--base", str(missing), "--check"]) == 2
+    assert "drop --base" in capsys.readouterr().err and not (tmp_path / "o").exists()  # not silently the tiny klein
 
 
 # ----------------------------------------------------------------------------- the weight swap
