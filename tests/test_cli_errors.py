@@ -158,3 +158,13 @@ def test_unexpected_errors_stay_bugs_and_worker_text_is_unwrapped():
                '  File "x.py", line 1, in f\n    raise RunStoreError(msg)\nrdmeval.errors.RunStoreError: /r/a.png: cannot decode\n')
     assert worker_error(wrapped) == "/r/a.png: cannot decode"
     assert worker_error("plain message") == "plain message"
+
+
+def test_a_misspelt_run_directory_is_said_to_be_missing(tmp_path, capsys):
+    for scorer in ("geneval", "pickscore"):
+        assert main(["score", scorer, str(tmp_path / "runs" / "studnet")]) == 2
+        line = _one_line(capsys.readouterr().err)
+        assert "studnet: no such file or folder" in line and "generate it" not in line, line
+    (tmp_path / "empty").mkdir()
+    assert main(["score", "pickscore", str(tmp_path / "empty")]) == 2
+    assert "not a run directory" in _one_line(capsys.readouterr().err)
