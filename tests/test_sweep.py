@@ -82,8 +82,10 @@ def test_globs_need_a_step_in_every_name(tmp_path):
     (tmp_path / "ckpts" / "step_0001000.pth").unlink()
     (tmp_path / "ckpts" / "final.pth").unlink()
     _touch(tmp_path / "ckpts" / "step_0000180.pth")
-    with pytest.raises(CheckpointError, match=r"two checkpoints of step 180"):
+    with pytest.raises(CheckpointError, match=r"two checkpoints of step 180.*a narrower glob"):
         find_checkpoints(str(tmp_path / "ckpts" / "*.pth"))
+    with pytest.raises(CheckpointError, match=r"two checkpoints of step 180.*move one of them out of the folder"):
+        find_checkpoints(str(tmp_path / "ckpts"))  # a folder, not a glob: no glob to narrow
     with pytest.raises(CheckpointError, match=r"no file matches"):
         find_checkpoints(str(tmp_path / "nothing" / "*.pth"))
     _touch(tmp_path / "empty" / "notes.txt")

@@ -112,12 +112,13 @@ def _looks_like_checkpoint(path: Path) -> bool:
     return path.suffix.lower() in WEIGHT_SUFFIXES or parse_step(path.name) is not None
 
 
-def _series(found: list[Checkpoint], what: str) -> list[Checkpoint]:
+def _series(found: list[Checkpoint], what: str, *, folder: bool = False) -> list[Checkpoint]:
     by_step: dict[int, Checkpoint] = {}
     for ck in found:
         if ck.step in by_step and by_step[ck.step].path != ck.path:
+            how = "move one of them out of the folder, or pass a glob that matches one" if folder else "a narrower glob"
             raise CheckpointError(f"--weights {what}: two checkpoints of step {ck.step}: {by_step[ck.step].source} and "
-                                  f"{ck.source}; select one of them (a narrower glob)")
+                                  f"{ck.source}; select one of them ({how})")
         by_step[ck.step] = ck
     return [by_step[s] for s in sorted(by_step)]
 
@@ -146,7 +147,7 @@ def find_checkpoints(spec: str) -> Series:
             raise CheckpointError(f"--weights {spec}: no checkpoint with a step name in this folder (it holds {listing}); "
                                   f"{EXPECTED}")
         left_out = [p for p in candidates if p not in named]
-        return Series(_series([_as_checkpoint(p, spec) for p in named], spec), left_out)
+        return Series(_series([_as_checkpoint(p, spec) for p in named], spec, folder=True), left_out)
     matches = sorted(Path(p) for p in glob.glob(str(path)))
     if not matches:
         raise CheckpointError(f"--weights {spec}: no such file or folder, and no file matches it as a glob; "
