@@ -514,3 +514,23 @@ def test_sweep_report_renders_the_step_chart_in_headless_chromium(stub_sweep_roo
     assert "step 100" in page["selection"] and "WARNING" in page["notes"]
     assert set(page["galleryRows"]) <= set(QUALITY) and step_label(180) in page["galleryRows"]  # declared and best only
     assert len(base64.b64decode(shot["data"])) > 10_000
+
+
+def test_steps_scored_with_other_options_are_not_compared(smoke_sweep, tmp_path):
+    """One step re-judged with another threshold: its rows stay, but the by-step table warns and the selection
+    refuses to pick a best step across settings (a paired comparison of two runs refuses the same)."""
+    from _runroot import StubColors
+
+    from rdmeval.scorers.geneval.judge import JudgeOptions
+    from rdmeval.scorers.geneval.score import score_geneval_run
+
+    out = tmp_path / "sweep"
+    shutil.copytree(smoke_sweep[0], out, symlinks=True)
+    table = build_table(out, n_resamples=100)
+    assert table.section("selection").cell("geneval", "gain").status == "ok"
+    score_geneval_run(out / "runs" / "step_0000020" / "geneval", detector=None, color=StubColors(),
+                      options=JudgeOptions(threshold=0.35), rejudge=True, progress=False, n_resamples=100)
+    table = build_table(out, n_resamples=100)
+    cell = table.section("selection").cell("geneval", "gain")
+    assert cell.status != "ok" and "not comparable: the steps were scored with different GenEval settings (step 20 vs" in cell.why
+    assert any(n.startswith("WARNING: the steps were scored with different GenEval") for n in table.section("by-step:geneval").notes)
