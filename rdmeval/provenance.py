@@ -46,8 +46,16 @@ def shown_path(text: Any) -> str:
     return path.name or s.rstrip("/\\").rsplit("/", 1)[-1] or "(root folder)"
 
 
+def shown_model(preset: Any) -> str:
+    """A model preset as printed: ``diffusers:/home/me/pipe`` -> ``diffusers:pipe`` (a folder by its name, as
+    :func:`shown_path`); a hub id (``diffusers:org/repo``) or any other preset as it is."""
+    s = "" if preset is None else str(preset)
+    head, sep, tail = s.partition(":")
+    return f"{head}:{shown_path(tail)}" if sep and head == "diffusers" and is_machine_path(tail) else s
+
+
 def shown_command(command: str) -> str:
-    """``command`` with every absolute path (also in ``--flag=PATH`` and ``NAME=PATH``) cut to its name."""
+    """``command`` with every absolute path (also in ``--flag=PATH``, ``NAME=PATH`` and ``diffusers:PATH``) cut to its name."""
     try:
         words = shlex.split(command)
     except ValueError:
@@ -55,8 +63,8 @@ def shown_command(command: str) -> str:
     out = []
     for w in words:
         head, sep, tail = w.partition("=")
-        if sep and not is_machine_path(w) and is_machine_path(tail):
-            out.append(f"{head}={shown_path(tail)}")
+        if sep and not is_machine_path(w) and (is_machine_path(tail) or shown_model(tail) != tail):
+            out.append(f"{head}={shown_path(shown_model(tail))}")
         else:
-            out.append(shown_path(w))
+            out.append(shown_path(shown_model(w)))
     return shlex.join(out)

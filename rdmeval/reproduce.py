@@ -12,10 +12,12 @@ from __future__ import annotations
 import gc
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rdmeval.api import RunLayout, RunRootLayout, ScorerOptions
+from rdmeval.errors import RdmevalError
 from rdmeval.generation import generate_run
 from rdmeval.generators.noise import default_rng_device
 from rdmeval.generators.diffusers_presets import is_diffusers_model
@@ -23,7 +25,7 @@ from rdmeval.generators.registry import KLEIN_BASE, GeneratorOptions, build_gene
 from rdmeval.preflight import Preflight, check_prompt_set, diffusers_inputs, model_inputs, scorer_inputs
 from rdmeval.prompts import load_prompt_set
 from rdmeval.scorers.registry import SCORERS
-from rdmeval.specs import SpecError
+from rdmeval.specs import SpecError, did_you_mean
 from rdmeval.suites import Suite, SuiteBenchmark, SuiteModel
 
 
@@ -179,10 +181,28 @@ def _score_all(jobs: list[Job], opts: ReproduceOptions, runs: dict[tuple[str, st
         _free_memory()
 
 
+def check_named_inputs(suite: Suite, opts: ReproduceOptions, models: Sequence[SuiteModel], benchmarks: Sequence[str]) -> None:
+    """Each ``--prompts-file BENCHMARK=``, ``--model-base MODEL=`` and ``--model-weights MODEL=`` names a benchmark or a
+    diffusers model of the suite: a misspelt name is an error, never a local copy silently left unused."""
+    benches = list(dict.fromkeys(benchmarks))
+    for key, path in opts.prompts_files.items():
+        if key not in benches:
+            raise RdmevalError(f"--prompts-file {key}={path}: suite {suite.name} has no benchmark {key!r}"
+                               f"{did_you_mean(key, benches)}; its benchmarks: {', '.join(benches)}")
+    diffusers_models = list(dict.fromkeys(n for m in models if is_diffusers_model(m.preset) for n in (m.name, m.preset)))
+    for flag, given in (("--model-base", opts.model_bases), ("--model-weights", opts.model_weights)):
+        for key, path in given.items():
+            if key not in diffusers_models:
+                raise RdmevalError(f"{flag} {key}={path}: suite {suite.name} has no diffusers model {key!r}"
+                                   f"{did_you_mean(key, diffusers_models)}; its diffusers models: {', '.join(diffusers_models) or 'none'} "
+                                   "(klein's teacher, naive and student take --base and --weights)")
+
+
 def reproduce_preflight(suite: Suite, opts: ReproduceOptions) -> Preflight:
     """Every input of the whole suite (prompt sets, models, scorers), checked before any model loads."""
     pf = Preflight("rdmeval reproduce")
     jobs = suite_jobs(suite, opts)
+    check_named_inputs(suite, opts, [m for m, _ in jobs], [b.name for _, b in jobs])
     model_inputs(pf, {m.preset for m, _ in jobs}, opts.base, opts.weights)
     for m in dict((m.name, m) for m, _ in jobs).values():
         if is_diffusers_model(m.preset):

@@ -65,6 +65,17 @@ def test_full_disk_while_writing_names_the_file(tmp_path, capsys, monkeypatch):
     assert not [p for p in (tmp_path / "run").rglob("*.tmp")]  # the temporary file is removed
 
 
+def test_out_file_that_is_a_folder_names_it_not_the_temporary_file(tmp_path, capsys):
+    assert _gen(tmp_path / "runs" / "dummy" / "demo-captions") == 0  # a run root (not scored: the table says so)
+    folder = tmp_path / "table.md"
+    folder.mkdir()
+    capsys.readouterr()
+    assert main(["table", str(tmp_path), "--out", str(folder)]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert f"error: {folder}: " in line and "folder where a file is expected" in line and ".tmp" not in line, line
+    assert list(folder.iterdir()) == [] and not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
 def test_read_only_folder_names_it(tmp_path, capsys, monkeypatch):
     import rdmeval.io.atomic as atomic
 
@@ -147,3 +158,13 @@ def test_unexpected_errors_stay_bugs_and_worker_text_is_unwrapped():
                '  File "x.py", line 1, in f\n    raise RunStoreError(msg)\nrdmeval.errors.RunStoreError: /r/a.png: cannot decode\n')
     assert worker_error(wrapped) == "/r/a.png: cannot decode"
     assert worker_error("plain message") == "plain message"
+
+
+def test_a_misspelt_run_directory_is_said_to_be_missing(tmp_path, capsys):
+    for scorer in ("geneval", "pickscore"):
+        assert main(["score", scorer, str(tmp_path / "runs" / "studnet")]) == 2
+        line = _one_line(capsys.readouterr().err)
+        assert "studnet: no such file or folder" in line and "generate it" not in line, line
+    (tmp_path / "empty").mkdir()
+    assert main(["score", "pickscore", str(tmp_path / "empty")]) == 2
+    assert "not a run directory" in _one_line(capsys.readouterr().err)

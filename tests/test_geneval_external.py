@@ -13,6 +13,7 @@ import csv
 import hashlib
 import io
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -110,8 +111,9 @@ def test_incomplete_folders_are_refused_unless_allowed(run_dir, tmp_path):
     (src / "00002" / "samples" / "0003.png").unlink()  # one prompt folder with fewer images
     shutil.rmtree(src / "00004")  # a missing prompt index
     out = adopt_geneval_folder(src, tmp_path / "scored")
-    with pytest.raises(RunStoreError, match=r"(?s)incomplete: 19 of 24 images.*00004.*00002/samples/0003.png"):
+    with pytest.raises(RunStoreError, match=r"(?s)incomplete: 19 of 24 images.*00004.*00002/samples/0003.png") as err:
         score(out)
+    assert f"made by another tool ({src.resolve()})" in str(err.value) and "rdmeval generate" not in str(err.value)
     result, _, _ = score(out, allow_incomplete=True)
     assert result.coverage["present_images"] == 19 and not result.coverage["complete"]
     assert "INCOMPLETE RUN" in result.summary_text
@@ -148,3 +150,52 @@ def test_an_adopted_folder_in_a_run_root_makes_a_table(run_dir, tmp_path, capsys
     (scored,) = [r for r in cells if r["status"] == "ok"]  # the run folder's name is the model's row
     assert scored["col"] == "demo-geneval:geneval-mmdet" and scored["run"] == "runs/theirs/demo-geneval"
     assert float(scored["value"]) == pytest.approx(result.summary.overall, abs=1e-12)  # the row as written, via CSV text
+
+
+def test_bad_images_are_named_where_they_are_and_a_file_is_not_a_run(run_dir, tmp_path, capsys):
+    """A bad image of an adopted folder is named by its original file, with the fix there (not `rdmeval generate`)."""
+    src = _write_official_folder(run_dir, tmp_path / "theirs", renumber=True)
+    bad = src / "00003" / "samples" / "3.png"  # its third image, 0002.png in the adopted run
+    Image.new("RGB", (32, 48)).save(bad)
+    out = adopt_geneval_folder(src, tmp_path / "scored")
+    with pytest.raises(RunStoreError, match="size 32x48") as err:
+        score(out)
+    message = str(err.value)
+    assert f"links to {bad.resolve()}" in message and "made by another tool" in message and "rdmeval generate" not in message
+    (tmp_path / "notes.txt").write_text("x")
+    assert main(["score", "geneval", str(tmp_path / "notes.txt"), "--out", str(tmp_path / "o"), "--rejudge"]) == 2
+    err_text = capsys.readouterr().err
+    assert "is a file" in err_text and "Traceback" not in err_text
+
+
+def test_conflicting_flags_fail_before_out_is_made(run_dir, tmp_path, capsys):
+    """Flags that exclude each other are refused before the adopted run folder (--out) is written."""
+    src = _write_official_folder(run_dir, tmp_path / "theirs")
+    for extra, words in ((["--rejudge", "--random-detector"], "drop --random-detector"),
+                         (["--random-detector", "--detector-checkpoint", str(tmp_path / "c.pth")], "exclude each other")):
+        assert main(["score", "geneval", str(src), "--out", str(tmp_path / "scored"), "--no-progress", *extra]) == 2
+        err = capsys.readouterr()
+        assert words in err.err and "made by another tool" not in err.out
+        assert not (tmp_path / "scored").exists()
+
+
+def test_an_image_removed_from_the_folder_is_not_scored_again(run_dir, tmp_path):
+    """Re-adopting after a sample was removed at the source: the later samples move down one number and the link of
+    the last number goes, so no original is linked twice (the run is then incomplete, as the folder is)."""
+    src = _write_official_folder(run_dir, tmp_path / "theirs")
+    out = adopt_geneval_folder(src, tmp_path / "scored")
+    (src / "00002" / "samples" / "0000.png").unlink()
+    adopt_geneval_folder(src, out)
+    samples = sorted((out / "00002" / "samples").iterdir())
+    targets = [os.readlink(p) for p in samples]
+    assert len(targets) == len(set(targets)) == 3 and str(src / "00002" / "samples" / "0000.png") not in targets
+    with pytest.raises(RunStoreError, match="incomplete: 23 of 24 images"):
+        score(out)
+
+
+def test_two_folders_with_one_prompt_index_are_refused(run_dir, tmp_path):
+    src = _write_official_folder(run_dir, tmp_path / "theirs")
+    shutil.copytree(src / "00003", src / "3")  # 3 and 00003: which one holds prompt 3's images?
+    with pytest.raises(RunStoreError, match="00003 and 3 have the same index"):
+        adopt_geneval_folder(src, tmp_path / "scored")
+    assert not (tmp_path / "scored").exists()

@@ -91,6 +91,10 @@ def test_check_passes_on_the_smoke_setup(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "inputs are available" in printed and "detector config" in printed and "PickScore model" in printed
     assert not (out / "runs").exists()
+    # --smoke builds its own tiny klein: real weights or a base given with it would be silently replaced
+    for flag in ("--weights", "--base"):
+        assert main(["reproduce", "--smoke", "--out", str(tmp_path / "s2"), "--check", flag, str(tmp_path / "x")]) == 2
+        assert f"drop {flag}" in capsys.readouterr().err and not (tmp_path / "s2").exists()
 
 
 def test_generate_reports_missing_weights_before_the_prompt_download(tmp_path, capsys):
@@ -145,3 +149,33 @@ def test_each_check_accepts_what_is_there(tmp_path, _empty_caches):
     st = tmp_path / "model.safetensors"
     st.write_bytes(b"\0" * 8 + b"{}")
     assert check_weights(str(st)) is None and check_weights(str(tmp_path)) is None
+
+
+def test_misspelt_benchmark_or_model_in_a_flag_is_an_error(tmp_path, capsys):
+    """--prompts-file, --model-base and --model-weights name a benchmark or diffusers model of the suite: a typo is a
+    one-line error with the names it could be, not a local copy silently unused (then a download, or another file)."""
+    suite = tmp_path / "suite.toml"
+    suite.write_text(
+        'name = "one"\nversion = "1"\n\n[[models]]\nname = "dummy"\npreset = "dummy"\n\n'
+        '[[benchmarks]]\nname = "mine"\nprompts = "pickapic-test"\nn_per_prompt = 1\nctx_len = 48\n'
+        'seed_policy = "one-call:0"\nbatch_size = 2\nscorers = []\n'
+    )
+    copy = tmp_path / "pickapic_test_prompts.jsonl"
+    copy.write_text('{"prompt": "a cat"}\n')
+    out = tmp_path / "out"
+    base = ["reproduce", "--suite", str(suite), "--out", str(out), "--check", "--prompts-file", f"mine={copy}"]
+    for extra, expected in ((["--prompts-file", f"mien={copy}"], "--prompts-file mien="),
+                            (["--model-base", "sdxl-turbo=./sdxl-turbo"], "--model-base sdxl-turbo="),
+                            (["--model-weights", "dmd2-sdxl-1step=./dmd2.bin"], "--model-weights dmd2-sdxl-1step=")):
+        assert main([*base, *extra]) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and expected in err and "suite one has no" in err, err
+    assert "(did you mean 'mine'?)" in (main([*base, "--prompts-file", f"mien={copy}"]), capsys.readouterr().err)[1]
+    assert not out.exists()
+    # the sweep's --prompts-file is checked against its suite the same way
+    (tmp_path / "ckpts").mkdir()
+    (tmp_path / "ckpts" / "s20.pth").write_bytes(b"")
+    assert main(["sweep", "--weights", str(tmp_path / "ckpts"), "--suite", str(suite), "--out", str(out), "--check",
+                 "--prompts-file", f"mien={copy}"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "--prompts-file mien=" in err and "suite one has no benchmark" in err, err

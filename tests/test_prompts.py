@@ -163,8 +163,11 @@ def test_prompts_list_says_which_sets_are_on_this_machine(shared_data, monkeypat
     from rdmeval.cli.main import main
 
     assert main(["prompts", "list"]) == 0  # an empty cache (conftest) and no RDMEVAL_PROMPTS_PATH
-    rows = {line.split()[0]: line.split()[2] for line in capsys.readouterr().out.splitlines() if line.startswith(("geneval ", "demo-geneval "))}
+    lines = capsys.readouterr().out.splitlines()
+    rows = {line.split()[0]: line.split()[2] for line in lines if line.startswith(("geneval ", "demo-geneval "))}
     assert rows == {"geneval": "download", "demo-geneval": "shipped"}
+    table = lines[:-1]  # every row's version starts in the same column, also after the longest name
+    assert len({line.index(line.split()[1], len(line.split()[0])) for line in table}) == 1, table
     folder = next(shared_data.rglob("evaluation_metadata.jsonl")).parent  # the folder holding the real file
     monkeypatch.setenv("RDMEVAL_PROMPTS_PATH", str(folder))
     assert main(["prompts", "list"]) == 0

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import shlex
+import shutil
 from fnmatch import fnmatch
 from pathlib import Path
 
@@ -157,3 +158,35 @@ def test_table_and_report_show_provenance_by_name(made_root, tiny_klein, tiny_cl
         found = [m for m in machine if m in content]
         assert not found, (name, found)
     assert "model.safetensors (sha256" in outputs["md/paper"] and "model.safetensors (sha256" in outputs["index.html"]
+
+
+def test_a_diffusers_folder_model_is_shown_by_name(made_root, tmp_path):
+    """`--model diffusers:/abs/folder` records the folder in the preset and the command: the table cites it by name,
+    and says why its base folder has no hash (rdmeval hashes klein's only, not 'made before hashes')."""
+    from rdmeval.provenance import shown_model
+
+    assert shown_model("diffusers:/data/pipes/sdxl-turbo") == "diffusers:sdxl-turbo"
+    assert shown_model("diffusers:stabilityai/sdxl-turbo") == "diffusers:stabilityai/sdxl-turbo"  # a hub id
+    assert shown_command("rdmeval generate --model diffusers:/data/pipes/my-sdxl --out=/scratch/x") == \
+        "rdmeval generate --model diffusers:my-sdxl --out=x"
+    assert shown_command("rdmeval generate --model=diffusers:/data/pipes/my-sdxl") == "rdmeval generate --model=diffusers:my-sdxl"
+
+    root, _ = made_root
+    mine = tmp_path / "root" / "runs" / "mine" / "demo-captions"
+    shutil.copytree(root / "runs" / "naive" / "demo-captions", mine)
+    manifest = json.loads((mine / "manifest.json").read_text())
+    folder = "/data/pipes/my-sdxl"  # what a diffusers:<folder> run records (rdmeval/generators/diffusers_backend.py)
+    manifest["request"]["model"] = {"name": "diffusers", "preset": f"diffusers:{folder}", "diffusers": "0.42.1",
+                                    "base": {"source": "local", "path": folder}, "weights": None}
+    manifest["execution"]["command"] = f"rdmeval generate --model diffusers:{folder} --prompts demo-captions --out {mine}"
+    manifest["execution"].pop("provenance", None)
+    (mine / "manifest.json").write_text(json.dumps(manifest))
+    table = build_table(tmp_path / "root", n_resamples=50)
+    texts = [table.render(fmt, style=style) for fmt in ("md", "latex") for style in ("paper", "full")]
+    assert all("/data/pipes" not in t and str(tmp_path) not in t for t in texts)
+    assert "diffusers:my-sdxl" in texts[1].replace("\\", "")
+    from rdmeval.results.protocol_text import _base_text
+
+    assert _base_text(manifest["request"]["model"], {}) == "folder my-sdxl (content not hashed: rdmeval hashes klein's base folder only)"
+    klein = {"preset": "naive", "diffusers": "0.42.1", "base": {"source": "local", "path": "/data/klein"}}
+    assert _base_text(klein, {}) == "folder klein (content not hashed: made before rdmeval recorded folder hashes)"

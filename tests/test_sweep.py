@@ -75,10 +75,17 @@ def test_globs_need_a_step_in_every_name(tmp_path):
     _touch(tmp_path / "ckpts" / "final.pth")
     with pytest.raises(CheckpointError, match=r"final\.pth from its name.*step_0000020.*s180\.pth"):
         find_checkpoints(str(tmp_path / "ckpts" / "*.pth"))
+    (tmp_path / "ckpts" / "step_0001000.pth").symlink_to("final.pth")  # what the error advises: the link names the step
+    found = find_checkpoints(str(tmp_path / "ckpts" / "*.pth")).checkpoints
+    assert [(c.step, c.source.name, c.path.name) for c in found][-1] == (1000, "step_0001000.pth", "final.pth")
+    assert [c.step for c in found] == [20, 180, 200, 1000]
+    (tmp_path / "ckpts" / "step_0001000.pth").unlink()
     (tmp_path / "ckpts" / "final.pth").unlink()
     _touch(tmp_path / "ckpts" / "step_0000180.pth")
-    with pytest.raises(CheckpointError, match=r"two checkpoints of step 180"):
+    with pytest.raises(CheckpointError, match=r"two checkpoints of step 180.*a narrower glob"):
         find_checkpoints(str(tmp_path / "ckpts" / "*.pth"))
+    with pytest.raises(CheckpointError, match=r"two checkpoints of step 180.*move one of them out of the folder"):
+        find_checkpoints(str(tmp_path / "ckpts"))  # a folder, not a glob: no glob to narrow
     with pytest.raises(CheckpointError, match=r"no file matches"):
         find_checkpoints(str(tmp_path / "nothing" / "*.pth"))
     _touch(tmp_path / "empty" / "notes.txt")
@@ -104,6 +111,8 @@ def test_cli_refuses_unnamed_checkpoints_before_loading_anything(tmp_path, capsy
     assert main(["sweep", "--weights", str(tmp_path / "ok"), "--out", str(tmp_path / "o"), "--base", str(missing), "--check"]) == 2
     err = capsys.readouterr().err
     assert "inputs missing (nothing was loaded or generated)" in err and f"no such folder {missing}" in err
+    assert main(["sweep", "--smoke", "--out", str(tmp_path / "o"), "--base", str(missing), "--check"]) == 2
+    assert "drop --base" in capsys.readouterr().err and not (tmp_path / "o").exists()  # not silently the tiny klein
 
 
 # ----------------------------------------------------------------------------- the weight swap
@@ -505,3 +514,23 @@ def test_sweep_report_renders_the_step_chart_in_headless_chromium(stub_sweep_roo
     assert "step 100" in page["selection"] and "WARNING" in page["notes"]
     assert set(page["galleryRows"]) <= set(QUALITY) and step_label(180) in page["galleryRows"]  # declared and best only
     assert len(base64.b64decode(shot["data"])) > 10_000
+
+
+def test_steps_scored_with_other_options_are_not_compared(smoke_sweep, tmp_path):
+    """One step re-judged with another threshold: its rows stay, but the by-step table warns and the selection
+    refuses to pick a best step across settings (a paired comparison of two runs refuses the same)."""
+    from _runroot import StubColors
+
+    from rdmeval.scorers.geneval.judge import JudgeOptions
+    from rdmeval.scorers.geneval.score import score_geneval_run
+
+    out = tmp_path / "sweep"
+    shutil.copytree(smoke_sweep[0], out, symlinks=True)
+    table = build_table(out, n_resamples=100)
+    assert table.section("selection").cell("geneval", "gain").status == "ok"
+    score_geneval_run(out / "runs" / "step_0000020" / "geneval", detector=None, color=StubColors(),
+                      options=JudgeOptions(threshold=0.35), rejudge=True, progress=False, n_resamples=100)
+    table = build_table(out, n_resamples=100)
+    cell = table.section("selection").cell("geneval", "gain")
+    assert cell.status != "ok" and "not comparable: the steps were scored with different GenEval settings (step 20 vs" in cell.why
+    assert any(n.startswith("WARNING: the steps were scored with different GenEval") for n in table.section("by-step:geneval").notes)

@@ -420,6 +420,8 @@ def test_cli_table_errors_are_clear(tmp_path, capsys):
     assert "no run directories" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["table", str(tmp_path), "--pair", "student"])
+    assert main(["table", str(tmp_path), "--model", "student", "--model", "teacher", "--model", "student"]) == 2
+    assert "--model student is given twice" in capsys.readouterr().err  # not two rows of one model
     with pytest.raises(RdmevalError, match="not an rdmeval table CSV"):
         ResultsTable.from_csv("a,b\n1,2\n")
 
@@ -548,3 +550,18 @@ def test_cli_table_styles(card_root, tmp_path, capsys):
     assert "--style paper is for --format md or latex" in capsys.readouterr().err
     assert main(["table", *common, "--style", "full", "--ci", "interval"]) == 2
     assert "--ci and --tasks shape the paper table" in capsys.readouterr().err
+
+
+def test_paper_notes_keep_the_stand_in_warning_and_one_interval_note(card_root):
+    """The paper view says once how its cells show the interval (not also the full table's "[interval]" note), and
+    keeps the warning that GenEval came from the stand-in detector (build_table puts it first in every section)."""
+    from rdmeval.standin import STANDIN_NOTE
+
+    t = build_table(card_root, n_resamples=50)
+    for ci in ("pm", "interval", "none"):
+        notes = paper_view(t, ci=ci).notes
+        assert [n for n in notes if n.startswith("Reproduced value")] == [notes[0]], notes
+    t.section("main").notes.insert(0, STANDIN_NOTE)  # as build_table does for rows scored by the stand-in detector
+    notes = paper_view(t).notes
+    assert notes[0] == STANDIN_NOTE and notes[1].startswith("Reproduced value ±") and notes.count(STANDIN_NOTE) == 1
+    assert STANDIN_NOTE in t.render("md", style="paper").replace("\\", "")

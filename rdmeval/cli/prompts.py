@@ -87,9 +87,11 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "list":
         from rdmeval.prompts.sources import on_this_machine
 
-        for name, spec in registry().items():
+        specs = registry()
+        width = max(16, *(len(name) for name in specs))  # the columns line up however long a set's name
+        for name, spec in specs.items():
             where = "shipped" if spec.local else ("cached" if on_this_machine(spec.remote) else "download")
-            print(f"{name:<16} {spec.version:<14} {where:<9} {spec.description}")
+            print(f"{name:<{width}} {spec.version:<14} {where:<9} {spec.description}")
         print("shipped: inside rdmeval; cached: already on this machine (cache or RDMEVAL_PROMPTS_PATH); "
               "download: fetched (and verified) on first use, or pass a local copy with --prompts-file")
         return 0

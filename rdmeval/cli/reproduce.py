@@ -41,6 +41,7 @@ def _pairs(items: list[str] | None, flag: str, example: str = "geneval=./evaluat
 
 
 def run(args: argparse.Namespace) -> int:
+    from rdmeval.generators.registry import KLEIN_BASE
     from rdmeval.reproduce import ReproduceOptions, reproduce, smoke_options
     from rdmeval.suites import load_suite
 
@@ -56,6 +57,12 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     if args.smoke:
+        if args.weights or args.base != KLEIN_BASE:
+            from rdmeval.errors import RdmevalError
+
+            flag = "--weights" if args.weights else "--base"
+            raise RdmevalError(f"--smoke runs tiny offline models built for it, not {flag} {args.weights or args.base}; "
+                               f"drop {flag} (or drop --smoke to run the real models)")
         opts = smoke_options(suite, opts, Path(args.out) / "fixtures")
     if args.check:
         from rdmeval.reproduce import reproduce_preflight

@@ -97,7 +97,14 @@ def run(args: argparse.Namespace) -> int:
     from rdmeval.scorers.geneval.judge import JudgeOptions
     from rdmeval.scorers.geneval.score import score_geneval_run
 
-    external = _external_folder(args)  # a bad RUN_DIR fails before any model is loaded or downloaded
+    if args.rejudge:
+        used = [f for f in ("detector_config", "detector_checkpoint", "object_names", "shard") if getattr(args, f)]
+        if used or args.random_detector:
+            flags = ", ".join("--" + f.replace("_", "-") for f in used + (["random_detector"] if args.random_detector else []))
+            raise RdmevalError(f"--rejudge reuses the cached detections; drop {flags} (or drop --rejudge to detect again)")
+    if args.random_detector and args.detector_checkpoint:
+        raise RdmevalError("--random-detector and --detector-checkpoint exclude each other")
+    external = _external_folder(args)  # a bad RUN_DIR or flag fails before any model is loaded or OUT is made
 
     options = JudgeOptions.from_official_strings(
         {
@@ -127,14 +134,7 @@ def run(args: argparse.Namespace) -> int:
         if int(os.environ.get("RANK", "0")) == 0:
                 print(f"rdmeval: {args.run_dir} has no manifest.json (made by another tool): scoring it through {run_dir} "
                   "(links to its images; nothing is written into it)")
-    detector = None
-    if args.rejudge:
-        used = [f for f in ("detector_config", "detector_checkpoint", "object_names", "shard") if getattr(args, f)]
-        if used or args.random_detector:
-            flags = ", ".join("--" + f.replace("_", "-") for f in used + (["random_detector"] if args.random_detector else []))
-            raise RdmevalError(f"--rejudge reuses the cached detections; drop {flags} (or drop --rejudge to detect again)")
-    else:
-        detector = build_detector(args)
+    detector = None if args.rejudge else build_detector(args)
     color = build_color_classifier(args)
     result = score_geneval_run(
         run_dir,
@@ -172,6 +172,9 @@ def _external_folder(args: argparse.Namespace) -> bool:
             raise RdmevalError(f"--out is for GenEval folders made by other tools; {src} is an rdmeval run, "
                                "whose scores go to RUN_DIR/scores/geneval/ (drop --out)")
         return False
+    if src.is_file():
+        raise RdmevalError(f"RUN_DIR {src} is a file; give a run folder written by `rdmeval generate`, or a folder in GenEval's "
+                           "layout (NNNNN/metadata.jsonl, NNNNN/samples/NNNN.png) with --out OUT")
     if is_geneval_folder(src):
         if not args.out:
             raise RdmevalError(
@@ -189,8 +192,6 @@ def build_detector(args: argparse.Namespace):
     from rdmeval.scorers.geneval.detections import load_object_names
     from rdmeval.scorers.geneval.detector import CHECKPOINT_URL, MMDetDetector
 
-    if args.random_detector and args.detector_checkpoint:
-        raise RdmevalError("--random-detector and --detector-checkpoint exclude each other")
     names = load_object_names(args.object_names) if args.object_names else None
     return MMDetDetector(
         config=args.detector_config,

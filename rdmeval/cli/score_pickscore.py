@@ -83,6 +83,12 @@ def _run_and_out(args: argparse.Namespace) -> tuple[str, str | None]:
             raise RdmevalError(f"--prompts-file is for a folder of images made by another tool; {src} is an rdmeval run")
         return args.run_dir, args.out
     pairs_file = src.is_file() and src.suffix.lower() in (".csv", ".jsonl")
+    if src.is_file() and not pairs_file:
+        raise RdmevalError(f"RUN_DIR {src} is a file, not a pairs file (.csv with columns image, prompt, or .jsonl); give a "
+                           "run folder, a pairs file, or a folder of images with --prompts-file FILE and --out OUT")
+    if pairs_file and args.prompts_file:
+        raise RdmevalError(f"--prompts-file is for a folder of images; the pairs file {src} holds the prompts itself "
+                           "(drop --prompts-file)")
     if pairs_file or (src.is_dir() and args.prompts_file):
         if not args.out:
             raise RdmevalError(f"{src}: images made by another tool; pass --out OUT, the run folder rdmeval makes for them "

@@ -56,6 +56,11 @@ def run(args: argparse.Namespace) -> int:
     )
     weights = args.weights
     if args.smoke:
+        from rdmeval.generators.registry import KLEIN_BASE
+
+        if args.base != KLEIN_BASE:
+            raise RdmevalError(f"--smoke runs its checkpoints on a tiny klein built for it, not --base {args.base}; "
+                               "drop --base (or drop --smoke to run the real base pipeline)")
         from rdmeval.fixtures.tiny_klein import build_tiny_klein
         from rdmeval.fixtures.tiny_sweep import build_tiny_sweep
 
@@ -72,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         from rdmeval.sweep.run import select_benchmarks, sweep_preflight
 
         series = find_checkpoints(weights)
-        preflight = sweep_preflight(series, select_benchmarks(suite, args.subset), sweep_opts)
+        preflight = sweep_preflight(series, select_benchmarks(suite, args.subset), sweep_opts, suite)
         preflight.raise_if_missing()
         print(preflight.line())
         return 0

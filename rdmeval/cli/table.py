@@ -69,6 +69,9 @@ def run(args: argparse.Namespace) -> int:
     if style == "full" and (args.ci is not None or args.tasks):
         raise RdmevalError("--ci and --tasks shape the paper table; the full table prints every interval and task "
                            "(drop them, or use --style paper)")
+    twice = [m for i, m in enumerate(args.models or []) if m in args.models[:i]]
+    if twice:
+        raise RdmevalError(f"--model {twice[0]} is given twice; name each row of the table once")
     table = build_table(args.run_root, models=args.models, pairs=args.pairs or (("student", "teacher"),),
                         n_resamples=args.n_resamples, seed=args.seed)
     text = table.render(args.format, style=style, ci=args.ci or "pm", tasks=args.tasks)

@@ -34,7 +34,8 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
-        if isinstance(exc, OSError) and exc.errno is not None and exc.filename is None:  # e.g. ENOSPC from write()
+        # e.g. ENOSPC from write(), or os.replace onto a folder: name the file asked for, not the removed temporary one
+        if isinstance(exc, OSError) and exc.errno is not None and exc.filename in (None, tmp):
             raise OSError(exc.errno, exc.strerror, str(path)) from exc  # names the file (OSError picks the errno subclass)
         raise
     return path

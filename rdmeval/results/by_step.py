@@ -27,7 +27,7 @@ from rdmeval.errors import RdmevalError
 from rdmeval.io import atomic_write_json
 from rdmeval.prompts.geneval import TAGS
 from rdmeval.results.columns import FAMILY_LABELS, scorer_family
-from rdmeval.results.paired import read_geneval_images
+from rdmeval.results.paired import _geneval_setup, read_geneval_images
 from rdmeval.results.runroot import RunRoot
 from rdmeval.results.selection import best_index, geneval_step_scores, pickscore_step_scores, select
 from rdmeval.results.steps import is_step_label, label_step, step_label
@@ -170,6 +170,25 @@ class _Bench:
         rows = self.by_label[label]
         return RunLayout(Path(str(rows["_run_dir"].iloc[0]))).scores(str(rows["_scorer_dir"].iloc[0]))
 
+    def setting_mismatch(self, labels: list[str]) -> str | None:
+        """Why the scores of these steps cannot be compared (a run rescored with other options), or None."""
+        seen: dict[str, list[str]] = {}
+        for m in labels:
+            try:
+                if self.family == "geneval":
+                    key = json.dumps(_geneval_setup(read_geneval_images(self.scores_dir(m))), sort_keys=True)
+                else:
+                    df = pd.read_parquet(self.scores_dir(m) / "per_prompt.parquet")
+                    key = json.dumps(sorted(map(str, set(df["scorer_identity"])))) if "scorer_identity" in df else "null"
+            except (RdmevalError, OSError, KeyError, ValueError):
+                continue  # unreadable here: the selection cell says so itself
+            seen.setdefault(key, []).append(step_title(self.steps[m]))
+        if len(seen) < 2:
+            return None
+        groups = " vs ".join(", ".join(steps) for steps in seen.values())
+        return (f"the steps were scored with different {FAMILY_LABELS.get(self.family, self.family)} settings ({groups}); "
+                "score every step with the same options")
+
 
 def _by_step_section(b: _Bench, declared: int) -> Section:
     labels = list(b.steps)
@@ -187,6 +206,7 @@ def _by_step_section(b: _Bench, declared: int) -> Section:
             for c in b.columns:
                 cells[(m, c.key)].extra["declared"] = True
     row_labels = [step_title(b.steps[m]) + (" (declared)" if b.steps[m] == declared else "") for m in labels]
+    mismatch = b.setting_mismatch([m for m in labels if m in b.by_label])
     fam = FAMILY_LABELS.get(b.family, b.family)
     on = "" if b.prompt_sets == [b.bench] else f" ({', '.join(b.prompt_sets)} prompts)"
     notes = [
@@ -197,6 +217,8 @@ def _by_step_section(b: _Bench, declared: int) -> Section:
         f"Declared step: {declared} (fixed before looking at test scores; `rdmeval sweep --declared-step`, "
         "by default the last checkpoint). Picking the best row instead is a selection on the test set: see the selection section.",
     ]
+    if mismatch:
+        notes.insert(0, f"WARNING: {mismatch}: these rows are not comparable, nor is the best step.")
     return Section(f"by-step:{b.bench}", f"{fam} on {b.bench}{on}: by step", "checkpoint", labels, row_labels,
                    [c.key for c in b.columns], [c.label for c in b.columns], cells, notes)
 
@@ -206,6 +228,9 @@ def _selection_cell(b: _Bench, declared: int, n_resamples: int, seed: int, level
     labels = b.complete_labels()
     if not any(b.steps[m] == declared for m in labels):
         return Cell(status=UNAVAILABLE, why=f"declared step {declared} has no complete scored run on {b.bench}")
+    mismatch = b.setting_mismatch(labels)
+    if mismatch:
+        return Cell(status=UNAVAILABLE, why=f"not comparable: {mismatch}")
     try:
         if b.family == "geneval":
             images = {b.steps[m]: read_geneval_images(b.scores_dir(m)) for m in labels}

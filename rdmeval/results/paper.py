@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 
 from rdmeval.errors import RdmevalError
 from rdmeval.results.table_model import OK, SHOWN, STANDIN, SUBSET, TEXT, Cell, ResultsTable, Section, fmt_number
+from rdmeval.standin import STANDIN_NOTE
 
 CI_MODES: tuple[str, ...] = ("pm", "interval", "none")
 STYLES: tuple[str, ...] = ("paper", "full")
@@ -159,8 +160,12 @@ def paper_view(table: ResultsTable, *, ci: str = "pm", tasks: bool = False) -> P
     ci_note = {"pm": f"± half the width of the {level}percentile bootstrap interval over prompts",
                "interval": f"[the {level}percentile bootstrap interval over prompts]",
                "none": ""}[ci]
-    notes = [f"Reproduced value{(' ' + ci_note) if ci_note else ''}; every number comes from the scorers' result rows."]
-    notes += [n for n in main.notes[1:] if n not in unpublished_whys]  # published source, Δ, metric definitions
+    # the main section's notes but its own "[interval]" one (this view says how its cells show the interval):
+    # a stand-in warning first, then the published source, Δ, metric definitions
+    kept = [n for n in main.notes if n not in unpublished_whys and not n.startswith("Reproduced value [interval]")]
+    notes = [n for n in kept if n == STANDIN_NOTE]
+    notes.append(f"Reproduced value{(' ' + ci_note) if ci_note else ''}; every number comes from the scorers' result rows.")
+    notes += [n for n in kept if n != STANDIN_NOTE]
     notes.append("Δ only where the reproduction used the prompts of the published number (all of them); "
                  "a footnote says why a cell has none.")
     if tasks:

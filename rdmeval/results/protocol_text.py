@@ -14,6 +14,7 @@ from typing import Any, Iterable
 
 import pandas as pd
 
+from rdmeval.generators.diffusers_presets import is_diffusers_model
 from rdmeval.provenance import shown_command, shown_path
 from rdmeval.results.table_model import _int
 
@@ -80,6 +81,8 @@ def _base_text(model: dict[str, Any], execution: dict[str, Any]) -> str:
         name = f"folder {shown_path(b.get('path') or '?')}"
         if prov.get("base_sha256"):
             return f"{name} (sha256 {str(prov['base_sha256'])[:SHA_SHOWN]} over {prov.get('base_files', '?')} files)"
+        if is_diffusers_model(str(model.get("preset") or "")):  # the one-step field, diffusers:<folder>
+            return f"{name} (content not hashed: rdmeval hashes klein's base folder only)"
         return f"{name} (content not hashed: made before rdmeval recorded folder hashes)"
     return str(b.get("source") or "")
 

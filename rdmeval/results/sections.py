@@ -18,6 +18,7 @@ from rdmeval.bootstrap import N_RESAMPLES, SEED
 from rdmeval.api.layout import RunLayout
 from rdmeval.errors import RdmevalError
 from rdmeval.prompts.geneval import TAGS
+from rdmeval.provenance import shown_model
 from rdmeval.results.columns import (
     CARD_COLUMNS,
     CARD_MODELS,
@@ -191,7 +192,7 @@ class _Builder:
         preset = self.preset(model)
         if preset in known:
             return None
-        named = f"model {preset!r}" + (f" (folder {model!r})" if preset != model else "")
+        named = f"model {shown_model(preset)!r}" + (f" (folder {model!r})" if preset != model else "")  # no machine path
         return f"no published number for {named}; published rows: {', '.join(known)}"
 
     def manifest(self, run_dir: str) -> dict[str, Any]:

@@ -41,19 +41,34 @@ def listing(title: str, names: Sequence[str], limit: int = 20) -> str:
     return f"{title} ({len(names)}): {shown}"
 
 
-def incomplete_run_error(root: os.PathLike[str] | str, coverage: dict[str, Any], consequence: str) -> RunStoreError:
+def _external_source(manifest: dict[str, Any] | None) -> str | None:
+    """The folder or pairs file an adopted run (``rdmeval score ... --out``) stands for; None for rdmeval's own runs."""
+    external = (manifest or {}).get("external")
+    return str(external.get("source")) if isinstance(external, dict) else None
+
+
+def incomplete_run_error(root: os.PathLike[str] | str, coverage: dict[str, Any], consequence: str,
+                         manifest: dict[str, Any] | None = None) -> RunStoreError:
     """The error for a run with missing prompt folders or images (``RunStore.coverage()``).
 
     ``consequence`` says why scoring it anyway would mislead; the message lists what is missing and
-    the two ways out (resume generation, or ``--allow-incomplete``).
+    the two ways out (resume generation, or for images made by another tool (``manifest`` marked
+    external) complete them where they are; or ``--allow-incomplete``).
     """
     lines = [f"{root} is incomplete: {coverage['present_images']} of {coverage['expected_images']} images present."]
     if coverage["missing_prompt_dirs"]:
         lines.append(listing("missing prompt folders", coverage["missing_prompt_dirs"]))
     if coverage["missing_images"]:
         lines.append(listing("missing images", coverage["missing_images"]))
+    source = _external_source(manifest)
+    if source is None:
+        fix = "Finish the run by resuming `rdmeval generate` into the same --out"
+    else:
+        fix = (f"These images were made by another tool ({source}); every prompt needs as many images as the one with "
+               "the most (numbered 0..k-1 here, in their order there). Add the missing images there "
+               "and run the same command again")
     lines.append(
-        f"{consequence} Finish the run by resuming `rdmeval generate` into the same --out, or pass "
+        f"{consequence} {fix}, or pass "
         "--allow-incomplete to score the images present (coverage is then reported next to every number)."
     )
     return RunStoreError("\n".join(lines))
@@ -175,11 +190,19 @@ def check_run(store: RunStore, items: Sequence[WorkItem], *, allow_incomplete: b
             excluded[image_name(*it)] = problem
     if problems and not allow_incomplete:
         lines = [f"{store.root}: {len(problems)} files differ from what the run's manifest promises:"]
-        lines += [f"  {path}: {why}" for path, why in list(problems.items())[:20]]
+        source = _external_source(manifest)
+        shown = {(f"{path} (links to {os.readlink(path)})" if source is not None and path.is_symlink() else str(path)): why
+                 for path, why in problems.items()}
+        lines += [f"  {path}: {why}" for path, why in list(shown.items())[:20]]
         if len(problems) > 20:
             lines.append(f"  ... ({len(problems) - 20} more)")
-        lines.append("Resume the run with `rdmeval generate` into the same --out (it rewrites prompt records and makes "
-                     "such images again; delete an image to force it), or pass --allow-incomplete to score the "
+        if source is None:
+            fix = ("Resume the run with `rdmeval generate` into the same --out (it rewrites prompt records and makes "
+                   "such images again; delete an image to force it)")
+        else:
+            fix = (f"These files were made by another tool ({source}): replace or remove them there and run the same "
+                   "command again (the links are refreshed)")
+        lines.append(f"{fix}, or pass --allow-incomplete to score the "
                      "other images (the excluded ones are counted in the coverage).")
         raise RunStoreError("\n".join(lines))
     return RunCheck([it for it in items if image_name(*it) not in excluded], excluded, how)

@@ -41,7 +41,14 @@ UNKNOWN = ("model", "weights", "seeds", "sampler settings", "text context length
 
 
 def _prompt_folders(src: Path) -> dict[int, Path]:
-    return {int(p.name): p for p in src.iterdir() if p.is_dir() and p.name.isdigit()}
+    folders: dict[int, Path] = {}
+    for p in sorted(src.iterdir()):
+        if p.is_dir() and p.name.isdigit():
+            if int(p.name) in folders:  # 7 and 00007: one prompt index, two folders (one would be dropped unseen)
+                raise RunStoreError(f"{src}: the prompt folders {folders[int(p.name)].name} and {p.name} have the same "
+                                    "index; keep one of them (GenEval names them by the prompt's index, 00007)")
+            folders[int(p.name)] = p
+    return folders
 
 
 def is_geneval_folder(src: Path) -> bool:
@@ -153,6 +160,18 @@ def link(target: Path, link: Path) -> None:
     os.replace(tmp, link)  # atomic: the link is either the old one or the new one
 
 
+def drop_stale_links(layout: RunLayout, images: dict[str, list[str]]) -> None:
+    """Remove the image links an earlier adoption made that ``images`` no longer has: a sample removed from the
+    source (the later ones renumbered down) would otherwise stay linked and be scored twice, or after its removal."""
+    keep = {layout.image(int(i), j) for i, names in images.items() for j in range(len(names))}
+    for folder in layout.root.iterdir():
+        samples = folder / "samples"
+        if folder.name.isdigit() and samples.is_dir():
+            for p in samples.iterdir():
+                if p.is_symlink() and p not in keep:
+                    p.unlink()
+
+
 def prepare_out(src: Path, out: Path) -> RunLayout:
     """``out``'s layout, once it is known to be outside ``src`` and new, empty, or adopted from ``src`` before."""
     if out.resolve() == src or src in out.resolve().parents:
@@ -191,6 +210,7 @@ def adopt_geneval_folder(src: str | os.PathLike[str], out: str | os.PathLike[str
         link(folder / "metadata.jsonl", layout.prompt_metadata(int(i)))
         for j, name in enumerate(names):
             link(folder / "samples" / name, layout.image(int(i), j))
+    drop_stale_links(layout, manifest["external"]["images"])
     write_manifest_if_changed(layout, manifest)
     return out
 
@@ -202,5 +222,5 @@ def external_source(manifest: dict[str, Any], image: Path) -> str | None:
     return os.readlink(image)
 
 
-__all__ = ["MANIFEST", "adopt_geneval_folder", "describe_folder", "external_manifest", "external_source", "is_geneval_folder",
-           "link", "prepare_out", "registered_sets_here", "write_manifest_if_changed"]
+__all__ = ["MANIFEST", "adopt_geneval_folder", "describe_folder", "drop_stale_links", "external_manifest", "external_source",
+           "is_geneval_folder", "link", "prepare_out", "registered_sets_here", "write_manifest_if_changed"]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import os
 import re
@@ -29,7 +30,7 @@ from typing import Any
 
 from rdmeval.errors import PromptFileError, RunStoreError
 from rdmeval.io import atomic_write_text
-from rdmeval.store.external import external_manifest, link, prepare_out, registered_sets_here, write_manifest_if_changed
+from rdmeval.store.external import drop_stale_links, external_manifest, link, prepare_out, registered_sets_here, write_manifest_if_changed
 from rdmeval.store.run_store import record_sha256
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
@@ -48,8 +49,8 @@ def read_pairs(path: str | os.PathLike[str]) -> list[tuple[Path, str]]:
     path = Path(path).expanduser().resolve()
     text = path.read_text(encoding="utf-8-sig")
     if path.suffix.lower() == ".csv":
-        rows = list(csv.DictReader(text.splitlines()))
-        pairs = [_pair(row, f"{path}:{n + 2}", path.parent) for n, row in enumerate(rows)]
+        reader = csv.DictReader(io.StringIO(text))  # not text.splitlines(): a quoted prompt may hold a line break
+        pairs = [_pair(row, f"{path}:{reader.line_num}", path.parent) for row in reader]
     elif path.suffix.lower() == ".jsonl":
         pairs = []
         for n, line in enumerate(text.splitlines(), 1):
@@ -120,5 +121,6 @@ def adopt_image_pairs(pairs: list[tuple[Path, str]], source: str | os.PathLike[s
             atomic_write_text(path, json.dumps(record))
         for j, image in enumerate(groups[record["prompt"]]):
             link(image, layout.image(i, j))
+    drop_stale_links(layout, images)
     write_manifest_if_changed(layout, manifest)
     return out

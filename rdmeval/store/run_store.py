@@ -202,6 +202,9 @@ class RunStore:
         try:
             return json.loads(self.manifest_path.read_text())
         except FileNotFoundError:
+            if not self.root.exists():  # a typo in the path: say so, not "generate it"
+                raise RunStoreError(f"{self.root}: no such file or folder; check the path (a run directory written by "
+                                    "`rdmeval generate`)") from None
             raise RunStoreError(f"{self.root}: not a run directory (no {MANIFEST}); generate it with `rdmeval generate`") from None
         except json.JSONDecodeError as exc:
             raise RunStoreError(f"{self.manifest_path}: corrupt manifest ({exc.msg}); move the run aside and regenerate") from None

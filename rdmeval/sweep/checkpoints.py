@@ -13,7 +13,9 @@ Accepted names (the step is the number; leading zeros do not matter):
 ``--weights`` is either
 
 - a glob (``ckpts/*.pth``, ``exports/*/model.safetensors``): every match must be a checkpoint with a
-  step name, else the sweep is refused with a message saying the expected names;
+  step name, else the sweep is refused with a message saying the expected names (a match without one that a
+  step-named link among the matches points to, ``final.pth`` beside ``step_0001000.pth -> final.pth``, is the
+  link's checkpoint);
 - a folder of checkpoints (the trainer's output folder): its entries with step names are the series;
   other entries (``losses.txt``, the trainer's resume file ``checkpoint.pt``) are listed as left out;
 - one checkpoint (a file, or a folder holding one weight file and no step-named entries): a series of one.
@@ -110,12 +112,13 @@ def _looks_like_checkpoint(path: Path) -> bool:
     return path.suffix.lower() in WEIGHT_SUFFIXES or parse_step(path.name) is not None
 
 
-def _series(found: list[Checkpoint], what: str) -> list[Checkpoint]:
+def _series(found: list[Checkpoint], what: str, *, folder: bool = False) -> list[Checkpoint]:
     by_step: dict[int, Checkpoint] = {}
     for ck in found:
         if ck.step in by_step and by_step[ck.step].path != ck.path:
+            how = "move one of them out of the folder, or pass a glob that matches one" if folder else "a narrower glob"
             raise CheckpointError(f"--weights {what}: two checkpoints of step {ck.step}: {by_step[ck.step].source} and "
-                                  f"{ck.source}; select one of them (a narrower glob)")
+                                  f"{ck.source}; select one of them ({how})")
         by_step[ck.step] = ck
     return [by_step[s] for s in sorted(by_step)]
 
@@ -144,9 +147,16 @@ def find_checkpoints(spec: str) -> Series:
             raise CheckpointError(f"--weights {spec}: no checkpoint with a step name in this folder (it holds {listing}); "
                                   f"{EXPECTED}")
         left_out = [p for p in candidates if p not in named]
-        return Series(_series([_as_checkpoint(p, spec) for p in named], spec), left_out)
+        return Series(_series([_as_checkpoint(p, spec) for p in named], spec, folder=True), left_out)
     matches = sorted(Path(p) for p in glob.glob(str(path)))
     if not matches:
         raise CheckpointError(f"--weights {spec}: no such file or folder, and no file matches it as a glob; "
                               "give a folder of checkpoints or a glob such as 'ckpts/*.pth' (quoted)")
+    # the file an odd name was linked from as advised (ln -s final.pth step_0001000.pth) matches too: the link stands for it
+    linked = {p.resolve() for p in matches if _step_of_match(p) is not None}
+    matches = [p for p in matches if _step_of_match(p) is not None or p.resolve() not in linked]
     return Series(_series([_as_checkpoint(p, spec) for p in matches], spec), [])
+
+
+def _step_of_match(path: Path) -> int | None:
+    return parse_step(path.name) if path.is_dir() else _step_of_file(path)

@@ -32,7 +32,7 @@ from rdmeval.io import sha256_file
 from rdmeval.preflight import Preflight, check_base, check_prompt_set, check_weights, scorer_inputs
 from rdmeval.prompts import load_prompt_set
 from rdmeval.prompts.schema import PromptSet
-from rdmeval.reproduce import ReproduceOptions, _free_memory, run_dir, scorer_options
+from rdmeval.reproduce import ReproduceOptions, _free_memory, check_named_inputs, run_dir, scorer_options
 from rdmeval.results.by_step import SWEEP_RECORD, SweepRecord, read_sweep_record, save_sweep_record
 from rdmeval.scorers.registry import SCORERS
 from rdmeval.store import RunStore, diff_requests
@@ -126,9 +126,12 @@ def _record(out: Path, series: Series, suite: Suite, benches: tuple[Benchmark, .
                        settings=settings)
 
 
-def sweep_preflight(series: Series, benches: tuple[Benchmark, ...], opts: SweepOptions) -> Preflight:
-    """Every input of the sweep (checkpoint files, base pipeline, prompt sets, scorers), before any model loads."""
+def sweep_preflight(series: Series, benches: tuple[Benchmark, ...], opts: SweepOptions, suite: Suite | None = None) -> Preflight:
+    """Every input of the sweep (checkpoint files, base pipeline, prompt sets, scorers), before any model loads;
+    with ``suite``, each ``--prompts-file BENCHMARK=`` must name one of its benchmarks."""
     run = opts.run
+    if suite is not None:
+        check_named_inputs(suite, run, [], [b.name for b in suite.benchmarks])
     pf = Preflight("rdmeval sweep")
     for ck in series.checkpoints:
         pf.add(f"checkpoint step {ck.step}", check_weights(str(ck.path)))
@@ -263,7 +266,7 @@ def sweep(suite: Suite, opts: SweepOptions) -> SweepResult:
     series = find_checkpoints(opts.weights)
     for path in series.left_out:
         _log(f"left out {path} (its name has no step)")
-    sweep_preflight(series, benches, opts).raise_if_missing()
+    sweep_preflight(series, benches, opts, suite).raise_if_missing()
     out = opts.run.out
     record = _record(out, series, suite, benches, opts)
     result = SweepResult(out, series.checkpoints, [b.name for b in benches], record.declared_step)

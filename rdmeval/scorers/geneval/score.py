@@ -206,7 +206,7 @@ def score_geneval_run(
     coverage = store.coverage()
     if not coverage["complete"] and not allow_incomplete:
         raise incomplete_run_error(
-            store.root, coverage, "The official scorer would silently drop them and change every denominator."
+            store.root, coverage, "The official scorer would silently drop them and change every denominator.", manifest
         )
     present = [it for it in store.expected_items() if store.image_path(it).is_file()]
     check = check_run(store, present, allow_incomplete=allow_incomplete)  # before any model work

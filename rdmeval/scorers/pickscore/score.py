@@ -232,7 +232,7 @@ def score_pickscore_run(
     manifest = store.read_manifest()
     cov = store.coverage()
     if not cov["complete"] and not allow_incomplete:
-        raise incomplete_run_error(store.root, cov, "Its mean would cover other prompts than a complete run's.")
+        raise incomplete_run_error(store.root, cov, "Its mean would cover other prompts than a complete run's.", manifest)
     items = store.expected_items()
     missing = set(store.missing(items))
     check = check_run(store, [it for it in items if it not in missing], allow_incomplete=allow_incomplete)
