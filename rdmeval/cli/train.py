@@ -102,7 +102,8 @@ def run_passthrough(args: argparse.Namespace) -> int:
 
 def _train_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("run")
-    g.add_argument("--config", help="debug (CPU toy), flux_tiny (tiny klein fixture, CPU) or flux_geall (the released recipe)")
+    g.add_argument("--config", help="debug (CPU toy), learn_demo (a CPU toy that learns), flux_tiny (tiny klein fixture, CPU) or flux_geall "
+                   "(the released recipe)")
     g.add_argument("--out", help="run folder (milestones step_XXXXXXX.pt, losses.txt, metrics.jsonl)")
     g.add_argument("--resume", action="store_true", help="continue from the newest milestone in --out")
     g.add_argument("--steps", type=int, help="total steps to reach (default: the config's)")
