@@ -94,3 +94,11 @@ def test_train_config_help_names_every_config():
     train = dict(_commands(build_parser()))[("train",)]
     help_text = next(a.help for a in train._actions if "--config" in a.option_strings)
     assert [name for name in CONFIGS if name not in help_text] == []
+
+
+def test_every_verbose_flag_says_what_it_shows():
+    """-v shows third-party output as well as tracebacks in every command (rdmeval/cli/main.py)."""
+    for path, sub in _commands(build_parser()):
+        for action in sub._actions:
+            if "--verbose" in action.option_strings:
+                assert action.help.startswith("show third-party warnings and log lines"), " ".join(path)

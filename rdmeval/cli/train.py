@@ -125,7 +125,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     _train_arguments(p)
     # add_verbose_flag gives -v only to leaf parsers; this one has actions below it but runs too
-    p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="show the traceback of an error (also RDMEVAL_DEBUG=1)")
+    p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="show third-party warnings and log lines, and the traceback of an error (also RDMEVAL_DEBUG=1)")
     p.set_defaults(func=run)
     actions = p.add_subparsers(dest="train_action", metavar="{export,tiny-assets," + ",".join(PASSTHROUGH) + "}")
     e = actions.add_parser("export", help="write a checkpoint's student as model.safetensors (bf16, BFL names)", epilog=EXPORT_EPILOG,
