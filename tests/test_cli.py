@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import subprocess
 import sys
 
@@ -78,3 +79,26 @@ def test_a_closed_pipe_is_not_an_error():
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141
     assert "error" not in err.lower() and "Traceback" not in err, err
+
+
+def test_help_examples_keep_their_line_breaks():
+    """A backslash at a line end inside a help string joins two example lines; write it as ``\\\\``."""
+    for path, sub in _commands(build_parser()):
+        for line in (sub.epilog or "").splitlines():
+            assert not re.search(r"\S {3,}--", line), (" ".join(path), line)
+
+
+def test_train_config_help_names_every_config():
+    from rdmeval.distill.config import CONFIGS
+
+    train = dict(_commands(build_parser()))[("train",)]
+    help_text = next(a.help for a in train._actions if "--config" in a.option_strings)
+    assert [name for name in CONFIGS if name not in help_text] == []
+
+
+def test_every_verbose_flag_says_what_it_shows():
+    """-v shows third-party output as well as tracebacks in every command (rdmeval/cli/main.py)."""
+    for path, sub in _commands(build_parser()):
+        for action in sub._actions:
+            if "--verbose" in action.option_strings:
+                assert action.help.startswith("show third-party warnings and log lines"), " ".join(path)

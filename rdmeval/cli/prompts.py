@@ -18,7 +18,7 @@ examples:
   rdmeval prompts verify my_prompts.jsonl                   # check a user file parses
   rdmeval prompts show coco-val --prompts-file annotations/captions_val2014.json --n 1000
   rdmeval prompts make-heldout --prompts-file ./evaluation_metadata.jsonl   # prove the pinned geneval-heldout
-  rdmeval prompts make-heldout --prompts-file ./evaluation_metadata.jsonl \
+  rdmeval prompts make-heldout --prompts-file ./evaluation_metadata.jsonl \\
       --set coco-train2014.path=./captions_train2014.json   # ... and check it against the pools' COCO captions
   rdmeval prompts make-heldout --seed 2 --out heldout-s2.jsonl --prompts-file ./evaluation_metadata.jsonl
 """

@@ -116,7 +116,8 @@ INTERRUPTED_BUILD = "completed parts are kept; run the same command again to res
 
 def _train_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("run")
-    g.add_argument("--config", help="debug (CPU toy), flux_tiny (tiny klein fixture, CPU) or flux_geall (the released recipe)")
+    g.add_argument("--config", help="debug (CPU toy), learn_demo (a CPU toy that learns), flux_tiny (tiny klein fixture, CPU) or flux_geall "
+                   "(the released recipe)")
     g.add_argument("--out", help="run folder (milestones step_XXXXXXX.pt, losses.txt, metrics.jsonl)")
     g.add_argument("--resume", action="store_true", help="continue from the newest milestone in --out")
     g.add_argument("--steps", type=int, help="total steps to reach (default: the config's)")
@@ -153,7 +154,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     _train_arguments(p)
     # add_verbose_flag gives -v only to leaf parsers; this one has actions below it but runs too
-    p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="show the traceback of an error (also RDMEVAL_DEBUG=1)")
+    p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="show third-party warnings and log lines, and the traceback of an error (also RDMEVAL_DEBUG=1)")
     p.set_defaults(func=run, on_interrupt=INTERRUPTED_TRAIN)
     _explain_stray_words(p)
     actions = p.add_subparsers(dest="train_action", metavar="{export,tiny-assets," + ",".join(PASSTHROUGH) + "}")

@@ -22,7 +22,7 @@ EPILOG = """examples:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m rdmeval.distill", description=__doc__, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", default="debug", help="training config name (debug, flux_tiny, flux_geall)")
+    p.add_argument("--config", default="debug", help="training config name (debug, learn_demo, flux_tiny, flux_geall)")
     p.add_argument("--steps", type=int, help="total steps to reach (default: the config's)")
     p.add_argument("--batch-size", type=int, help="per-rank chunk size; grad_accum is recomputed to keep rollout_size")
     p.add_argument("--out", required=True, help="run directory (losses.txt, metrics.jsonl, step_XXXXXXX.pt)")
