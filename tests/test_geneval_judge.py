@@ -1,7 +1,8 @@
-"""The GenEval judge against the golden cases of shared/docs/geneval-scoring.md §6.1-6.4 and §6.7.
+"""The GenEval judge against the golden cases of the GenEval scoring rules (the official
+evaluate_images.py), one per task kind.
 
-Expected values come from that document (produced by a scratch re-implementation and hand-checked),
-not from this implementation. Color predictions are stubbed per detection, as §6 prescribes.
+Expected values were produced by a scratch re-implementation of those rules and checked by hand,
+not by this implementation. Color predictions are stubbed per detection.
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ def test_golden_metadata_are_real_lines(shared_data):
         assert list(json.loads(lines[index])) == list(meta)  # key order too (it is in the metadata string)
 
 
-# ----------------------------------------------------------------------------- §6.1
+# ----------------------------------------------------------------------------- single object: thresholds
 
 
 def test_s1_present():
@@ -134,7 +135,7 @@ def test_s5_extra_instances_and_classes_ignored():
     }
     v = run(M_BENCH, dets)
     assert (v.correct, v.reason) == (True, "")
-    # §3.8: details list every kept class, in kept (descending score) order, as floats of float32.
+    # details list every kept class, in kept (descending score) order, as floats of float32.
     assert v.details == {
         "bench": [
             [20.0, 0.0, 30.0, 10.0, 0.8999999761581421],
@@ -167,7 +168,7 @@ def test_t3_nothing_one_line_per_clause_in_include_order():
     assert (v.correct, v.reason) == (False, "expected bench>=1, found 0\nexpected sports ball>=1, found 0")
 
 
-# ----------------------------------------------------------------------------- §6.2
+# ----------------------------------------------------------------------------- counting
 
 
 def clocks(*scores):
@@ -222,7 +223,7 @@ def test_c8_exclude_passes_with_class_absent():
     assert (v.correct, v.reason) == (False, "expected clock>=2, found 0")
 
 
-# ----------------------------------------------------------------------------- NMS details (§3.4)
+# ----------------------------------------------------------------------------- NMS details
 
 
 def test_nms_uses_inclusive_pixel_iou():
@@ -257,7 +258,7 @@ def test_filter_uses_counting_threshold_for_every_class_on_counting():
     assert list(filter_detections(dets, "two_object")) == ["bench", "dog"]
 
 
-# ----------------------------------------------------------------------------- §6.3
+# ----------------------------------------------------------------------------- colors
 
 
 def test_k1_top1_is_blue():
@@ -340,7 +341,7 @@ def test_color_fn_must_return_one_color_per_detection():
         run(M_HYDRANT, {"fire hydrant": [d]}, lambda name, found: [])
 
 
-# ----------------------------------------------------------------------------- §6.4
+# ----------------------------------------------------------------------------- position
 
 
 def position(tb_boxes, dog_boxes, meta=M_DOG_TB):
@@ -461,7 +462,7 @@ def test_position_threshold_option_changes_the_margin():
     assert v.reason == "expected dog right of target, found  target"
 
 
-# ----------------------------------------------------------------------------- §6.7 and the adapter
+# ----------------------------------------------------------------------------- the adapter
 
 
 class FakeTensor:

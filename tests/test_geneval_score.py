@@ -2,7 +2,7 @@
 
 No mmdet here: the detector and the classifier are stubs that return chosen detections/colors, so the
 expected verdict of every image is known by construction (the table below, derived by hand from the
-rules in geneval-scoring.md §3). The summary is checked against an independent re-implementation of
+rules in docs/geneval.md, "The official scoring rules"). The summary is checked against an independent re-implementation of
 the official ``summary_scores.py``.
 """
 
@@ -158,7 +158,7 @@ def score(run_dir, detector=None, colors=None, **kw):
 
 
 def official_summary_reference(results_jsonl: Path) -> str:
-    """summary_scores.py semantics, written from geneval-scoring.md §4 without the package's helpers."""
+    """summary_scores.py semantics, written from the official script's rules without the package's helpers."""
     rows = [json.loads(line) for line in results_jsonl.read_text().splitlines() if line.strip()]
     by_prompt: dict[str, list[bool]] = defaultdict(list)
     by_tag: dict[str, list[bool]] = {}

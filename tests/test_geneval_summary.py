@@ -1,5 +1,5 @@
-"""GenEval summary against §6.5 of shared/docs/geneval-scoring.md (verified there with the official
-summary_scores.py), the official results.jsonl format, and the prompt-level bootstrap."""
+"""GenEval summary against the official summary_scores.py's rules (golden values checked with the
+official script), the official results.jsonl format, and the prompt-level bootstrap."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from rdmeval.scorers.geneval import (
     write_official_results,
 )
 
-# §6.5: 7 prompts x 4 images.
+# Golden case: 7 prompts x 4 images.
 GOLDEN = [
     ("single_object", "p1", [1, 1, 1, 1]),
     ("two_object", "p2", [1, 0, 1, 0]),

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 RES = 64
 PROMPTS = ["a photo of a cat", "two blue dogs near a window", "a photo of a cat", ""]
-SCHEDULE_512_4 = [1.0, 0.9581, 0.8840, 0.7175, 0.0]  # protocol.md section 3
+SCHEDULE_512_4 = [1.0, 0.9581, 0.8840, 0.7175, 0.0]  # docs/generators.md, the teacher row
 
 
 
@@ -121,7 +121,7 @@ def test_four_step_timesteps_at_512(tiny_klein, precision):
 
 
 def test_bf16_regime_rounds_the_timesteps(tiny_klein):
-    """Control for the faithful regime's hook: a bf16 DiT sees 960/884/716 (diffusers-parity.md section 7)."""
+    """Control for the faithful regime's hook: a bf16 DiT sees 960/884/716 (docs/generators.md, the precision table)."""
     gen = make(tiny_klein, "teacher", precision="bf16", height=512, width=512)
     seen = []
     # what the model embeds: timestep.to(hidden_states.dtype) * 1000 (transformer_flux2.py)

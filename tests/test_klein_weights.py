@@ -25,7 +25,7 @@ KLEIN_4B = {  # diffusers' klein-4B transformer config (scripts/convert_flux2_to
     "num_attention_heads": 24, "joint_attention_dim": 7680, "timestep_guidance_channels": 256, "mlp_ratio": 3.0,
     "axes_dims_rope": (32, 32, 32, 32), "rope_theta": 2000, "eps": 1e-6, "guidance_embeds": False,
 }
-KLEIN_4B_PARAMS = 3_875_544_576  # protocol.md section 2
+KLEIN_4B_PARAMS = 3_875_544_576  # docs/generators.md, the weights checks
 
 
 def bfl_keys(n_double: int, n_single: int) -> set[str]:

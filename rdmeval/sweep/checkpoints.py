@@ -17,7 +17,7 @@ Accepted names (the step is the number; leading zeros do not matter):
   step-named link among the matches points to, ``final.pth`` beside ``step_0001000.pth -> final.pth``, is the
   link's checkpoint);
 - a folder of checkpoints (the trainer's output folder): its entries with step names are the series;
-  other entries (``losses.txt``, the trainer's resume file ``checkpoint.pt``) are listed as left out;
+  other entries (``losses.txt``, ``metrics.jsonl``, ``config.json``) are listed as left out;
 - one checkpoint (a file, or a folder holding one weight file and no step-named entries): a series of one.
 
 Two checkpoints with the same step are an error (which one would the table mean?).

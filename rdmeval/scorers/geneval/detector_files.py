@@ -26,7 +26,7 @@ from rdmeval.io import sha256_file
 
 #: The config file name inside ``mmdet/.mim/configs/mask2former/`` (mmdet 3.x naming).
 CONFIG_NAME = "mask2former_swin-s-p4-w7-224_8xb2-lsj-50e_coco.py"
-#: The official mmdet 3.x checkpoint of that config (protocol.md section 10).
+#: The official mmdet 3.x checkpoint of that config (docs/geneval.md, "Detector").
 CHECKPOINT_URL = (
     "https://download.openmmlab.com/mmdetection/v3.0/mask2former/"
     "mask2former_swin-s-p4-w7-224_8xb2-lsj-50e_coco/"
