@@ -12,7 +12,7 @@ import zlib
 import pytest
 from PIL import Image
 
-from rdmeval.cli.failures import explain, worker_error
+from rdmeval.failures import explain, worker_error
 from rdmeval.cli.main import main
 from rdmeval.store import RunStore, WorkItem
 

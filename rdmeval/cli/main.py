@@ -10,7 +10,7 @@ import traceback
 from typing import Sequence
 
 from rdmeval import __version__
-from rdmeval.cli.failures import add_verbose_flag, explain, worker_error
+from rdmeval.failures import add_verbose_flag, explain, worker_error
 from rdmeval.cli.output import command_output, wants_progress
 from rdmeval.errors import RdmevalError
 from rdmeval.provenance import set_command
@@ -90,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(f"rdmeval: error: {worker_error(str(exc))}", file=sys.stderr)
         return 2
-    except Exception as exc:  # OS and library errors: one line naming the path and what to do (rdmeval.cli.failures)
+    except Exception as exc:  # OS and library errors: one line naming the path and what to do (rdmeval.failures)
         message = explain(exc)
         if message is None:
             raise  # an unexpected error is a bug: keep its traceback

@@ -52,7 +52,7 @@ def run(argv: list[str] | None = None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from rdmeval.cli.failures import module_main
+    from rdmeval.failures import module_main
 
     return module_main(lambda: run(argv), on_interrupt="the milestones written so far are kept; continue from the newest "
                        "with the same command and --resume")

@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     args = build_parser(prog or "python -m rdmeval.distill.released_cli").parse_args(argv)
-    from rdmeval.cli.failures import module_main
+    from rdmeval.failures import module_main
 
     return module_main(lambda: run(args), on_interrupt="run the same command again (it checks and converts the files again)")
 

@@ -96,7 +96,7 @@ def build_parser(prog: str = "python -m rdmeval.distill.tables_cli") -> argparse
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from rdmeval.cli.failures import module_main
+    from rdmeval.failures import module_main
 
     return module_main(lambda: run(args), on_interrupt="completed parts are kept; run the same command again to resume where it stopped")
 
