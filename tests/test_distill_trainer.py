@@ -196,6 +196,15 @@ def test_flux_flags_on_the_toy_are_refused_not_ignored(tmp_path, capsys, extra):
     assert not (tmp_path / "r").exists()
 
 
+def test_fsdp_on_one_process_is_refused_not_ignored(tmp_path, capsys):
+    from rdmeval.cli.main import main
+
+    assert main(["train", "--config", "flux_tiny", "--out", str(tmp_path / "r"), "--fsdp"]) == 2
+    err = capsys.readouterr().err
+    assert "--fsdp" in err and "torchrun --nproc-per-node" in err and "drop --fsdp" in err
+    assert not (tmp_path / "r").exists()
+
+
 def test_train_without_config_lists_every_subcommand(capsys):
     from rdmeval.cli.main import main
 

@@ -426,6 +426,17 @@ def test_cli_table_errors_are_clear(tmp_path, capsys):
         ResultsTable.from_csv("a,b\n1,2\n")
 
 
+def test_cli_table_refuses_a_model_neither_run_nor_published(smoke_root, capsys):
+    assert main(["table", str(smoke_root), "--model", "studnet", "--n-resamples", "200"]) == 2
+    err = capsys.readouterr().err
+    assert "--model studnet" in err and "did you mean 'student'" in err and "models run here:" in err
+    # a model with published numbers is a row even where it was not run here: its numbers beside "not run"
+    assert "flux1-schnell" not in {p.parent.name for p in (smoke_root / "runs").glob("*/*")}
+    assert main(["table", str(smoke_root), "--model", "student", "--model", "flux1-schnell", "--format", "csv",
+                 "--n-resamples", "200"]) == 0
+    assert "flux1-schnell" in capsys.readouterr().out
+
+
 # ----------------------------------------------------------------------------- the paper style
 
 

@@ -98,6 +98,11 @@ def resolve_config(opts: TrainOptions, world: int) -> TrainConfig:
     if opts.deterministic:
         config = replace(config, deterministic=True)
     if opts.fsdp:
+        if world == 1:  # fully_shard on one rank shards nothing: the run would train unsharded without saying so
+            raise ConfigError(
+                "--fsdp shards the FLUX student across the ranks of a torchrun job, and this is one process: start it with "
+                "torchrun --nproc-per-node N -m rdmeval train ... --fsdp, or drop --fsdp"
+            )
         config = replace(config, fsdp=True)
     batch = config.batch_size if opts.batch_size is None else opts.batch_size
     if world != config.world_size or batch != config.batch_size:

@@ -52,6 +52,7 @@ from rdmeval.results.table_model import (
     _num,
     fmt_number,
 )
+from rdmeval.specs import did_you_mean
 from rdmeval.standin import STANDIN_NOTE, rows_have_standin
 
 
@@ -75,6 +76,8 @@ class _Builder:
         rows = rr.rows
         self.rows = rows
         self.models = table_models(rr, models)
+        if models:
+            self._check_named(models)
         self._groups: dict[tuple[str, str, str], pd.DataFrame] = {}
         self._not_scored: dict[Path, tuple[str, int | None, int | None]] = {}
         self._manifests: dict[str, dict[str, Any]] = {}
@@ -82,6 +85,16 @@ class _Builder:
             for key, group in rows.groupby(["_model_key", "_bench_key", "scorer"], sort=False, dropna=False):
                 self._groups[tuple(str(k) for k in key)] = group
         self.columns = self._columns()
+
+    def _check_named(self, models: Sequence[str]) -> None:
+        """A named row that was neither run here nor published is a misspelling, not a "not run" row."""
+        found = set(self.rows["_model_key"].astype(str)) | {m for m, _ in self.rr.runs}
+        known = found | set(CARD_MODELS) | {v.model for v in self.pub.values}
+        for m in models:
+            if m not in known:
+                here = ", ".join(sorted(found)) or "none"
+                raise RdmevalError(f"--model {m}: no run of that name under {self.rr.root.name}/runs/ and no published numbers "
+                                   f"for it{did_you_mean(m, known)}; models run here: {here}")
 
     # ---- columns: the card's three, then one per other (benchmark, scorer) found
     def _columns(self) -> list[ColumnSpec]:
