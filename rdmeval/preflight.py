@@ -156,6 +156,22 @@ def check_weights(weights: str | None) -> Missing | None:
     return None
 
 
+def check_out_folder(out: str | Path, flag: str = "--out") -> Missing | None:
+    """The output folder: an existing folder, or a path whose nearest existing parent is a folder one may write to."""
+    p = Path(out).expanduser()
+    fix = f"pass a folder you may write to as {flag}"
+    if p.exists() and not p.is_dir():
+        return Missing(f"output folder {out}", "this is a file, not a folder", fix)
+    parent = p
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        return Missing(f"output folder {out}", f"{parent} is a file, so no folder can be made below it", fix)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return Missing(f"output folder {out}", f"{parent} is not writable", fix)
+    return None
+
+
 def check_detector_config(config: str | None) -> Missing | None:
     """The mmdet config: ``--detector-config`` or the Mask2Former Swin-S config inside the installed mmdet."""
     from rdmeval.scorers.geneval.detector_files import CONFIG_NAME

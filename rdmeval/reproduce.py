@@ -22,7 +22,7 @@ from rdmeval.generation import generate_run
 from rdmeval.generators.noise import default_rng_device
 from rdmeval.generators.diffusers_presets import is_diffusers_model
 from rdmeval.generators.registry import KLEIN_BASE, GeneratorOptions, build_generator, default_resolution
-from rdmeval.preflight import Preflight, check_prompt_set, diffusers_inputs, model_inputs, scorer_inputs
+from rdmeval.preflight import Preflight, check_out_folder, check_prompt_set, diffusers_inputs, model_inputs, scorer_inputs
 from rdmeval.prompts import load_prompt_set
 from rdmeval.scorers.registry import SCORERS
 from rdmeval.specs import SpecError, did_you_mean
@@ -214,6 +214,7 @@ def reproduce_preflight(suite: Suite, opts: ReproduceOptions) -> Preflight:
             name, opts.prompts_files.get(bench.name), what=f"prompt set {name!r} (benchmark {bench.name})",
             flag=f"--prompts-file {bench.name}=PATH"))
     scorer_inputs(pf, {s for _, b in jobs for s in b.scorers}, scorer_options(opts).settings)
+    pf.add("output folder", check_out_folder(opts.out))
     return pf
 
 

@@ -82,7 +82,17 @@ def test_reproduce_with_one_missing_input(tmp_path, capsys):
     copy = tmp_path / "pickapic_test_prompts.jsonl"
     copy.write_text('{"prompt": "a cat"}\n')
     assert main(["reproduce", "--suite", str(suite), "--out", str(out), "--prompts-file", f"mine={copy}", "--check"]) == 0
-    assert "all 1 inputs are available" in capsys.readouterr().out and not out.exists()
+    assert "all 2 inputs are available (prompts of mine, output folder)" in capsys.readouterr().out and not out.exists()
+    # --check checks the output folder too: a file, or a path below a file, is reported with the flag that fixes it
+    for bad, why in ((copy, "this is a file, not a folder"), (copy / "runs", f"{copy} is a file, so no folder")):
+        assert main(["reproduce", "--suite", str(suite), "--out", str(bad), "--prompts-file", f"mine={copy}", "--check"]) == 2
+        err = capsys.readouterr().err
+        assert f"output folder {bad}: {why}" in err and "as --out" in err and len(err.strip().splitlines()) == 1, err
+    (tmp_path / "ckpts").mkdir()
+    (tmp_path / "ckpts" / "s20.safetensors").write_bytes(b"")
+    assert main(["sweep", "--weights", str(tmp_path / "ckpts"), "--suite", str(suite), "--out", str(copy), "--check",
+                 "--prompts-file", f"mine={copy}"]) == 2
+    assert f"output folder {copy}: this is a file" in capsys.readouterr().err
 
 
 def test_check_passes_on_the_smoke_setup(tmp_path, capsys):

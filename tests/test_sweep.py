@@ -442,7 +442,7 @@ def test_a_step_that_now_names_another_file_is_refused(smoke_sweep, tmp_path, ca
     assert "--declared-step 7: not a step of the sweep (20, 100, 180, 240)" in capsys.readouterr().err
     assert (out / "sweep.json").read_text() == record
     assert main(["sweep", "--smoke", "--out", str(out), "--check"]) == 0
-    assert "rdmeval sweep: all 7 inputs are available (checkpoint step 20, checkpoint step 100" in capsys.readouterr().out
+    assert "rdmeval sweep: all 8 inputs are available (checkpoint step 20, checkpoint step 100" in capsys.readouterr().out
 
 
 # ----------------------------------------------------------------------------- the report in a browser

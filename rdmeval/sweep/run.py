@@ -29,7 +29,7 @@ from rdmeval.generation import generate_run
 from rdmeval.generators.noise import default_rng_device
 from rdmeval.generators.registry import GeneratorOptions, build_generator
 from rdmeval.io import sha256_file
-from rdmeval.preflight import Preflight, check_base, check_prompt_set, check_weights, scorer_inputs
+from rdmeval.preflight import Preflight, check_base, check_out_folder, check_prompt_set, check_weights, scorer_inputs
 from rdmeval.prompts import load_prompt_set
 from rdmeval.prompts.schema import PromptSet
 from rdmeval.reproduce import ReproduceOptions, _free_memory, check_named_inputs, run_dir, scorer_options
@@ -142,6 +142,7 @@ def sweep_preflight(series: Series, benches: tuple[Benchmark, ...], opts: SweepO
             name, run.prompts_files.get(bench.name), what=f"prompt set {name!r} (benchmark {bench.name})",
             flag=f"--prompts-file {bench.name}=PATH"))
     scorer_inputs(pf, {s for b in benches for s in b.scorers}, scorer_options(run).settings)
+    pf.add("output folder", check_out_folder(run.out))
     return pf
 
 
