@@ -141,18 +141,21 @@ def check_weights(weights: str | None) -> Missing | None:
     fix = "pass --weights PATH (the student's model.safetensors or its training .pth)"
     if not weights:
         return Missing("student weights", "the student model needs --weights (its DiT weights; never the base's)", fix)
+    from rdmeval.generators.weights import _sniff, damaged
+
     p = Path(weights).expanduser()
     if p.is_dir():
-        if any((p / n).is_file() for n in ("model.safetensors", "diffusion_pytorch_model.safetensors")):
-            return None
-        return Missing(f"student weights {weights}", "a folder without model.safetensors", fix)
-    if not p.is_file():
+        inside = [p / n for n in ("model.safetensors", "diffusion_pytorch_model.safetensors") if (p / n).is_file()]
+        if not inside:
+            return Missing(f"student weights {weights}", "a folder without model.safetensors", fix)
+        p = inside[0]
+    elif not p.is_file():
         return Missing(f"student weights {weights}", "no such file", fix)
-    if p.suffix.lower() not in WEIGHT_SUFFIXES:
-        from rdmeval.generators.weights import _sniff
-
-        if _sniff(p) == "unknown":
-            return Missing(f"student weights {weights}", "not a .safetensors file or a torch checkpoint", fix)
+    elif p.suffix.lower() not in WEIGHT_SUFFIXES and _sniff(p) == "unknown":
+        return Missing(f"student weights {weights}", "not a .safetensors file or a torch checkpoint", fix)
+    problem = damaged(p)  # header and directory only: a truncated copy is found before any model loads
+    if problem:
+        return Missing(f"student weights {p}", problem, "copy or download it again (and compare its size and sha256)")
     return None
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import save_file
 
 from rdmeval.cli.main import main
 from rdmeval.preflight import check_base, check_hf_folder_or_id, check_prompt_set, check_weights
@@ -157,8 +159,25 @@ def test_each_check_accepts_what_is_there(tmp_path, _empty_caches):
     text.write_text("not weights")
     assert "not a .safetensors file" in check_weights(str(text)).why
     st = tmp_path / "model.safetensors"
-    st.write_bytes(b"\0" * 8 + b"{}")
+    save_file({"w": torch.ones(64, 64)}, str(st))
     assert check_weights(str(st)) is None and check_weights(str(tmp_path)) is None
+
+
+def test_a_truncated_or_empty_weight_file_is_found_before_any_model_loads(tmp_path):
+    """A copy cut short keeps its name and suffix: the check reads its header (safetensors) or looks for its zip
+    directory (torch.save's format, written last) and names the file and what to do, instead of a load failing later in the run."""
+    st, pth, legacy = tmp_path / "model.safetensors", tmp_path / "s180.pth", tmp_path / "old.pth"
+    save_file({"w": torch.ones(64, 64)}, str(st))
+    torch.save({"w": torch.ones(64, 64)}, pth)
+    torch.save({"w": torch.ones(2)}, legacy, _use_new_zipfile_serialization=False)
+    assert check_weights(str(st)) is None and check_weights(str(pth)) is None and check_weights(str(legacy)) is None
+    whole_st, whole_pth = st.read_bytes(), pth.read_bytes()
+    for path, whole, why in ((st, whole_st, "not a whole safetensors file"), (pth, whole_pth, "zip directory, written last, is missing")):
+        path.write_bytes(whole[: len(whole) - 100])  # the end of the file is lost
+        problem = check_weights(str(path))
+        assert problem is not None and why in problem.why and str(path) in problem.what and "copy or download it again" in problem.fix
+    st.write_bytes(b"")
+    assert check_weights(str(tmp_path)).why == "an empty file"  # the folder's model.safetensors
 
 
 def test_misspelt_benchmark_or_model_in_a_flag_is_an_error(tmp_path, capsys):

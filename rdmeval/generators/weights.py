@@ -82,6 +82,34 @@ def _sniff(path: Path) -> str:
     return "unknown"
 
 
+def damaged(path: Path) -> str | None:
+    """Why ``path`` cannot be a whole weight file, from its header and directory alone (no tensor is read), or None.
+
+    A safetensors file must hold every byte its header announces (safetensors checks this when it opens the
+    file); a zip-format torch checkpoint must end with its zip directory (written last, so lost by a truncated
+    copy). A legacy pickle checkpoint has no such structure: None. Bytes damaged in the middle of a file are
+    found only when it is read.
+    """
+    if path.stat().st_size == 0:
+        return "an empty file"
+    kind = _sniff(path)
+    if kind == "safetensors":
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            with safe_open(str(path), framework="pt"):
+                return None
+        except (SafetensorError, OSError, ValueError) as exc:
+            return f"not a whole safetensors file ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+    with open(path, "rb") as fh:
+        is_zip = fh.read(4) == b"PK\x03\x04"
+    if not is_zip:
+        return None
+    if not zipfile.is_zipfile(path):
+        return "a truncated PyTorch checkpoint (its zip directory, written last, is missing)"
+    return None
+
+
 def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
