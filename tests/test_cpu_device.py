@@ -56,7 +56,7 @@ def no_cuda(monkeypatch):
 def test_image_cost_of_klein_4b_from_its_configs(klein_configs):
     cost = image_cost(klein_configs, height=512, width=512, ctx_len=512, text_layers=(9, 18, 27))
     assert cost.dit_params == 3_875_544_576  # the real klein-4B DiT (docs/generators.md)
-    # Per-image costs stated in benchmarks/perf/klein_gpu.py (to 4 significant digits): DiT 10.17 TFLOP per
+    # Per-image costs the performance issue stated (to 4 significant digits): DiT 10.17 TFLOP per
     # step at 512 px and ctx 512, VAE decode 2.52 TFLOP.
     assert abs(cost.dit_flop_per_step - 10.17e12) <= 0.005e12
     assert abs(cost.vae_flop - 2.52e12) <= 0.005e12

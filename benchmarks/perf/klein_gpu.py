@@ -10,9 +10,10 @@ GenEval-like batches (4 samples per prompt, ctx 48, fresh prompts every iteratio
 encoder always runs), for batch 1/4/8/16, 1 and 4 steps, ``torch.compile`` off and on.
 
 Reported per configuration: images/s, peak GPU memory, and the fraction of the FLOP ceiling, from
-the per-image costs given in the issue: DiT 10.17 TFLOP per step, text encoder 4.27 TFLOP at ctx 512
-(scaled linearly to the ctx used and shared by the samples of a prompt), VAE decode 2.52 TFLOP;
-ceiling ~790 TFLOP/s bf16 on an H100/H200. Targets at batch 16 per H100: student (1 step) >= 25
+the per-image costs counted by rdmeval's cost model (``rdmeval.generators.cpu_cost.module_cost``, the
+same count the CPU warning uses) at the ctx used: at ctx 48, DiT 6.93 TFLOP per step, the 27 text-encoder
+layers 0.26 TFLOP (shared by the samples of a prompt), VAE decode 2.52 TFLOP (at ctx 512 the DiT step is
+10.17). The JSON records the three. Ceiling ~790 TFLOP/s bf16 on an H100/H200. Targets at batch 16 per H100: student (1 step) >= 25
 images/s, teacher (4 steps) >= 9 images/s.
 
     python benchmarks/perf/klein_gpu.py                       # the full sweep, bf16, ~5-8 min on an H100
@@ -35,9 +36,6 @@ from pathlib import Path
 
 import torch
 
-DIT_TFLOP_PER_STEP = 10.17
-TEXT_TFLOP_AT_512 = 4.27
-VAE_TFLOP = 2.52
 CEILING_TFLOPS = 790.0
 TARGETS = {1: 25.0, 4: 9.0}  # images/s at batch 16 per H100
 
@@ -102,11 +100,27 @@ def build_modules(device: torch.device, dtype: torch.dtype, text_depth: int = 27
     return dit, vae, text, tokenizer, scheduler, n_params
 
 
-def flops_per_image(steps: int, ctx_len: int, samples_per_prompt: int) -> float:
-    return DIT_TFLOP_PER_STEP * steps + TEXT_TFLOP_AT_512 * ctx_len / 512 / samples_per_prompt + VAE_TFLOP
+def image_cost(ctx_len: int, text_depth: int = 27, smoke: bool = False):
+    """The per-image FLOPs of these shapes at 512 px and ``ctx_len``, counted by rdmeval's own cost model
+    (:func:`rdmeval.generators.cpu_cost.module_cost`) on meta-device copies of the modules."""
+    from diffusers import AutoencoderKLFlux2, Flux2Transformer2DModel
+    from transformers import Qwen3Config, Qwen3Model
+
+    from rdmeval.generators.cpu_cost import module_cost
+
+    with torch.device("meta"):
+        dit = Flux2Transformer2DModel(**(SMOKE_DIT if smoke else KLEIN_4B_DIT))
+        vae = AutoencoderKLFlux2(**(SMOKE_VAE if smoke else {}))
+        text = Qwen3Model(Qwen3Config(**{**(SMOKE_QWEN if smoke else QWEN3_4B), "num_hidden_layers": text_depth}))
+    return module_cost(dit, vae, text, height=512, width=512, ctx_len=ctx_len)
 
 
-def run_config(gen, batch: int, steps: int, iters: int, warmup: int, ctx_len: int, tag: str) -> dict:
+def flops_per_image(cost, steps: int, samples_per_prompt: int) -> float:
+    """TFLOP per image: ``steps`` DiT steps, the VAE decode, and the text encoder shared by a prompt's samples."""
+    return (cost.dit_flop_per_step * steps + cost.text_flop / samples_per_prompt + cost.vae_flop) / 1e12
+
+
+def run_config(gen, cost, batch: int, steps: int, iters: int, warmup: int, tag: str) -> dict:
     gen.steps = steps  # benchmark shortcut: one generator serves both step counts
     per_prompt = min(4, batch)
     counter = [0]
@@ -132,7 +146,7 @@ def run_config(gen, batch: int, steps: int, iters: int, warmup: int, ctx_len: in
     _sync(gen.device)
     dt = time.perf_counter() - t0
     ips = batch * iters / dt
-    tflop = flops_per_image(steps, ctx_len, per_prompt)
+    tflop = flops_per_image(cost, steps, per_prompt)
     return {
         "batch": batch, "steps": steps, "images_per_s": ips, "seconds_per_batch": dt / iters, "warmup_s": warm_s,
         "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else float("nan"), "tflop_per_image": tflop,
@@ -165,8 +179,10 @@ def main() -> int:
     dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
     dit, vae, text, tokenizer, scheduler, n_params = build_modules(device, dtype, smoke=args.smoke)
     build_s = time.perf_counter() - start
+    cost = image_cost(args.ctx_len, smoke=args.smoke)
     info = {"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu (smoke)", "smoke": args.smoke, "torch": torch.__version__, "precision": args.precision, "ctx_len": args.ctx_len,
-            "dit_params": n_params, "build_s": build_s, "resolution": 512}
+            "dit_params": n_params, "build_s": build_s, "resolution": 512, "tflop_dit_step": cost.dit_flop_per_step / 1e12,
+            "tflop_text_encoder": cost.text_flop / 1e12, "tflop_vae_decode": cost.vae_flop / 1e12}
     print(f"# klein-4B {'TOY (smoke) shapes' if args.smoke else 'real shapes'}, random weights: {info['device']}, torch {torch.__version__}, DiT {n_params:,} params, "
           f"precision {args.precision}, ctx {args.ctx_len}, built in {build_s:.0f}s", flush=True)
 
@@ -183,7 +199,7 @@ def main() -> int:
                 if time.perf_counter() - start > args.max_seconds:
                     stopped = True
                     break
-                r = run_config(gen, batch, steps, args.iters, args.warmup + (1 if compiled else 0), args.ctx_len, f"c{int(compiled)}s{steps}b{batch}")
+                r = run_config(gen, cost, batch, steps, args.iters, args.warmup + (1 if compiled else 0), f"c{int(compiled)}s{steps}b{batch}")
                 r["compile"] = compiled
                 results.append(r)
                 print(f"compile={'on ' if compiled else 'off'} steps={steps} batch={batch:2d}: {r['images_per_s']:7.2f} img/s, "

@@ -58,7 +58,6 @@ class ImageCost:
 def image_cost(folder: str | Path, *, height: int, width: int, ctx_len: int, text_layers: Sequence[int]) -> ImageCost:
     """The FLOPs of one ``height`` x ``width`` image of the pipeline folder ``folder`` (configs only)."""
     from diffusers import AutoencoderKLFlux2, Flux2Transformer2DModel
-    from torch.utils.flop_counter import FlopCounterMode
     from transformers import AutoConfig, AutoModel
 
     folder = Path(folder)
@@ -70,6 +69,15 @@ def image_cost(folder: str | Path, *, height: int, width: int, ctx_len: int, tex
         if getattr(text_config, "layer_types", None) is not None:
             text_config.layer_types = list(text_config.layer_types)[: text_config.num_hidden_layers]
         text = AutoModel.from_config(text_config)
+    return module_cost(dit, vae, text, height=height, width=width, ctx_len=ctx_len)
+
+
+def module_cost(dit: torch.nn.Module, vae: torch.nn.Module, text: torch.nn.Module, *, height: int, width: int,
+                ctx_len: int) -> ImageCost:
+    """The FLOPs of one image from the modules themselves, built on the ``meta`` device: the DiT (one step) and the
+    VAE decode counted by ``FlopCounterMode``, the text encoder (the layers it holds, all run) as 2 x params x ctx_len."""
+    from torch.utils.flop_counter import FlopCounterMode
+
     n_image = (height // 16) * (width // 16)
     meta = {"device": "meta"}
     with FlopCounterMode(display=False) as dit_count:
