@@ -123,16 +123,24 @@ def generator_options(model: SuiteModel, opts: ReproduceOptions, ctx_len: int) -
 
 def _generate_all(jobs: list[Job], opts: ReproduceOptions) -> dict[tuple[str, str], Path]:
     runs: dict[tuple[str, str], Path] = {}
-    # one generator per (model, ctx_len): benchmarks sharing a ctx_len share the loaded pipeline; a diffusers
-    # model's text length is its preset's, so all its benchmarks share one load
+    # one pipeline load per model: a generator that can change its text length in place (klein's set_ctx_len)
+    # takes each benchmark's ctx_len; any other is built again for another ctx_len. Benchmarks sharing a
+    # ctx_len run together; a diffusers model's text length is its preset's, so all its benchmarks share one.
     plan: dict[str, dict[int, list[SuiteBenchmark]]] = {}
     models = {m.name: m for m, _ in jobs}
     for m, bench in jobs:
         plan.setdefault(m.name, {}).setdefault(0 if is_diffusers_model(m.preset) else bench.ctx_len, []).append(bench)
     for name, by_ctx in plan.items():
         model = models[name]
+        generator, loaded_ctx = None, None
         for ctx_len, benches in by_ctx.items():
-            generator = None
+            if generator is not None and ctx_len != loaded_ctx:
+                if hasattr(generator, "set_ctx_len"):
+                    generator.set_ctx_len(ctx_len)
+                    loaded_ctx = ctx_len
+                else:
+                    generator = None
+                    _free_memory()
             for bench in benches:
                 out = run_dir(opts.out, model.name, bench.name)
                 runs[(model.name, bench.name)] = out
@@ -140,15 +148,15 @@ def _generate_all(jobs: list[Job], opts: ReproduceOptions) -> dict[tuple[str, st
                 ps = load_prompt_set(set_name, path=opts.prompts_files.get(bench.name), **(bench.params if set_name == bench.prompts else {}))
                 n = opts.n_per_prompt_overrides.get(bench.name, bench.n_per_prompt)
                 if generator is None:
-                    generator = build_generator(model.preset, generator_options(model, opts, ctx_len))
+                    generator, loaded_ctx = build_generator(model.preset, generator_options(model, opts, ctx_len)), ctx_len
                 ctx = "the preset's text length" if is_diffusers_model(model.preset) else f"ctx {ctx_len}"
                 _log(f"generate {model.name} on {bench.name} ({ps.name} {ps.version}, {len(ps)} prompts x {n}, {ctx})")
                 summary = generate_run(generator, ps, out, n_per_prompt=n, seed_policy=bench.seed_policy,
                                        rng_device=opts.rng_device or default_rng_device(), batch_size=opts.batch_size or bench.batch_size,
                                        limit=opts.limit, progress=opts.progress)
                 _log(summary.line())
-            generator = None
-            _free_memory()
+        generator = None
+        _free_memory()
     return runs
 
 
