@@ -127,3 +127,19 @@ def test_the_committed_record_of_v1_is_what_the_command_writes(official, tmp_pat
     record = json.loads(exclusion_path(PINNED).read_text(encoding="utf-8"))
     assert record["not_checked"] == ["rdm-s180-generator/coco-train2014", "rdm-s180-reference/coco-train2014"]
     assert "/" not in json.dumps(record).replace("rdm-s180-generator/", "").replace("rdm-s180-reference/", "")  # no paths
+
+
+def test_flag_errors_come_before_the_official_set_is_read(tmp_path, capsys):
+    """A wrong --pool, --set, --out or --seed is reported at once, not after (or hidden behind) reading or
+    downloading the official GenEval file: here that file does not exist at all."""
+    gone = str(tmp_path / "not-downloaded" / "evaluation_metadata.jsonl")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    for extra, expected in ((["--pool", "nosuch"], "unknown pool spec 'nosuch'"),
+                            (["--set", "cocco.path=x.json"], "no pool has a source named ['cocco']"),
+                            (["--out", str(tmp_path)], "this is a folder; make-heldout writes a .jsonl file"),
+                            (["--out", str(blocker / "h.jsonl")], f"{blocker} is a file, so no folder can be made"),
+                            (["--seed", "2"], "give --out FILE to write it")):
+        assert main(["prompts", "make-heldout", "--prompts-file", gone, *extra]) == 2
+        err = capsys.readouterr().err
+        assert expected in err and "evaluation_metadata" not in err, err

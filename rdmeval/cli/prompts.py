@@ -28,6 +28,17 @@ def _params(args: argparse.Namespace) -> dict:
     return {k: v for k, v in (("n", args.n), ("seed", args.seed)) if v is not None}
 
 
+def _check_out_file(out: Path) -> None:
+    """--out of make-heldout is a file to write: not a folder, and below a folder (or where one can be made)."""
+    if out.is_dir():
+        raise RdmevalError(f"--out {out}: this is a folder; make-heldout writes a .jsonl file: pass a file path such as {out / 'heldout.jsonl'}")
+    parent = out.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise RdmevalError(f"--out {out}: {parent} is a file, so no folder can be made below it; pass another path")
+
+
 def _make_heldout(args: argparse.Namespace) -> int:
     """--out: make a held-out set against the pools. Without it: prove that the pinned geneval-heldout is
     what its recipe makes, and run the audit's structure level of it against the pools' readable parts."""
@@ -37,9 +48,14 @@ def _make_heldout(args: argparse.Namespace) -> int:
     from rdmeval.contamination.heldout import HELDOUT_SEED, NOT_HELD_OUT, exclusion_path, write_heldout, write_heldout_set
     from rdmeval.contamination.heldout_pools import check_against_pools, heldout_exclusion, load_pools
 
-    official = load_prompt_set("geneval", path=args.prompts_file)
+    # the flags first, then the pools' specs, then the official set (which may need a download)
+    if args.seed is not None and not args.out:
+        raise RdmevalError("rdmeval prompts make-heldout: --seed changes the set; give --out FILE to write it")
+    if args.out:
+        _check_out_file(Path(args.out))
     local = {"geneval": Path(args.prompts_file)} if args.prompts_file else None
     pools = load_pools(args.pool, args.set, local)
+    official = load_prompt_set("geneval", path=args.prompts_file)
     seed = HELDOUT_SEED if args.seed is None else args.seed
     note = f"(single_object not held out: {', '.join(NOT_HELD_OUT)} has no structure outside the official set)"
     if args.out:
@@ -51,8 +67,6 @@ def _make_heldout(args: argparse.Namespace) -> int:
         for part in exclusion.parts:
             print(f"  {part.line()}")
         return 0
-    if args.seed is not None:
-        raise RdmevalError("rdmeval prompts make-heldout: --seed changes the set; give --out FILE to write it")
     spec = get_spec("geneval-heldout")
     pinned = asset_dir("prompts") / spec.local
     with tempfile.TemporaryDirectory() as tmp:
