@@ -168,3 +168,24 @@ def test_a_misspelt_run_directory_is_said_to_be_missing(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["score", "pickscore", str(tmp_path / "empty")]) == 2
     assert "not a run directory" in _one_line(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("module, argv, said", [
+    ("generate", ["generate", "--model", "dummy", "--prompts", "demo-geneval", "--out", "r"], "completed images are kept"),
+    ("score_pickscore", ["score", "pickscore", "r"], "scores computed so far are kept"),
+    ("table", ["table", "root"], "nothing is half-written; run the same command again"),
+    ("audit", ["audit", "--benchmark", "geneval", "--pool", "demo", "--out", "a"], "nothing is half-written"),
+])
+def test_ctrl_c_says_what_the_stopped_command_leaves(monkeypatch, capsys, module, argv, said):
+    import importlib
+
+    from rdmeval.cli.main import main
+
+    def stopped(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(importlib.import_module(f"rdmeval.cli.{module}"), "run", stopped)
+    assert main(argv) == 130
+    err = capsys.readouterr().err
+    assert err.startswith("rdmeval: interrupted; ") and said in err
+    assert ("images" in err) == (module == "generate")  # only an image run keeps images

@@ -46,8 +46,12 @@ examples:
   rdmeval env                                    # versions, devices, cache location
 """
 
-# what a Ctrl-C leaves, said on exit; a command whose runs are not image runs sets its own (set_defaults(on_interrupt=...))
-INTERRUPTED = "completed images are kept and the run resumes where it stopped"
+# what a Ctrl-C leaves, said on exit: by command, unless the command sets its own (set_defaults(on_interrupt=...))
+INTERRUPTED_IMAGES = "completed images are kept and the run resumes where it stopped"
+INTERRUPTED_SCORES = "scores computed so far are kept; the same command resumes where it stopped"
+INTERRUPTED = "files are written whole or not at all, so nothing is half-written; run the same command again"
+ON_INTERRUPT = {"demo": INTERRUPTED_IMAGES, "reproduce": INTERRUPTED_IMAGES, "sweep": INTERRUPTED_IMAGES,
+                "generate": INTERRUPTED_IMAGES, "score": INTERRUPTED_SCORES}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -99,7 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"rdmeval: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"rdmeval: interrupted; {getattr(args, 'on_interrupt', INTERRUPTED)}", file=sys.stderr)
+        said = getattr(args, "on_interrupt", None) or ON_INTERRUPT.get(args.command, INTERRUPTED)
+        print(f"rdmeval: interrupted; {said}", file=sys.stderr)
         return 130
 
 
