@@ -215,7 +215,7 @@ def test_export_to_a_folder_is_a_one_line_error_naming_the_file_to_pass(tmp_path
     ckpt = save_milestone(toy.state_dict(), tmp_path / "run")
     with pytest.raises(CheckpointError, match=r"is a folder; pass the \.safetensors file to write, e\.g\. .*model\.safetensors"):
         export_student(ckpt, tmp_path / "run")
-    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [ckpt.name]
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [ckpt.name, f"{ckpt.name}.sha256"]
 
 
 @pytest.mark.parametrize("content", [[1, 2], {"double_blocks.0.img_attn.qkv.weight": torch.zeros(2)}])
@@ -236,7 +236,7 @@ def test_export_never_replaces_a_training_checkpoint(tmp_path):
     for out in (ckpt, tmp_path / "run" / "step_0000123.pt"):
         with pytest.raises(CheckpointError, match=r"would replace a training checkpoint.*--out .*model\.safetensors"):
             export_student(ckpt, out)
-    assert ckpt.read_bytes() == before and sorted(p.name for p in (tmp_path / "run").iterdir()) == [ckpt.name]
+    assert ckpt.read_bytes() == before and sorted(p.name for p in (tmp_path / "run").iterdir()) == [ckpt.name, f"{ckpt.name}.sha256"]
 
 
 @pytest.mark.parametrize("content", [b'{"name": "flux_tiny"}', b"PK\x03\x04 truncated"])

@@ -50,9 +50,9 @@ def _touch(path: Path) -> Path:
 
 def test_a_folder_of_milestones_leaves_out_what_has_no_step(tmp_path):
     train = tmp_path / "train"
-    _touch(train / "step_0000040")  # the trainer's milestone file (no suffix)
+    _touch(train / "step_0000040")  # a milestone file without a suffix
     _touch(train / "step_0000020" / "model.safetensors")  # a milestone folder
-    _touch(train / "checkpoint.pt")  # the trainer's resume file
+    _touch(train / "checkpoint.pt")  # a weight file without a step
     _touch(train / "losses.txt")
     series = find_checkpoints(str(train))
     assert [(c.step, c.label, c.path.name) for c in series.checkpoints] == [
@@ -61,6 +61,23 @@ def test_a_folder_of_milestones_leaves_out_what_has_no_step(tmp_path):
     # one checkpoint folder, or one file, is a series of one
     assert [c.step for c in find_checkpoints(str(train / "step_0000020")).checkpoints] == [20]
     assert [c.step for c in find_checkpoints(str(train / "step_0000040")).checkpoints] == [40]
+
+
+def test_the_trainers_run_folder_is_a_series_its_digests_are_not_checkpoints(tmp_path):
+    run = tmp_path / "run"  # what rdmeval train --out writes
+    for step in (20, 40):
+        _touch(run / f"step_{step:07d}.pt")
+        _touch(run / f"step_{step:07d}.pt.sha256")
+    for name in ("losses.txt", "metrics.jsonl", "config.json"):
+        _touch(run / name)
+    for spec in (run, run / "step_*", run / "step_*.pt"):
+        series = find_checkpoints(str(spec))
+        assert [(c.step, c.path.name) for c in series.checkpoints] == [(20, "step_0000020.pt"), (40, "step_0000040.pt")]
+        assert series.left_out == []
+    # a digest file alone, without its checkpoint beside it, is not silently dropped
+    (run / "step_0000040.pt").unlink()
+    with pytest.raises(CheckpointError, match=r"step_0000040\.pt\.sha256 from its name"):
+        find_checkpoints(str(run / "step_*"))
 
 
 def test_globs_need_a_step_in_every_name(tmp_path):

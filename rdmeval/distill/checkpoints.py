@@ -5,6 +5,8 @@ last step, never overwritten), ``losses.txt`` and ``metrics.jsonl``. Each checkp
 :meth:`Trainer.state_dict` (model, optimizer, step, RNG states, config), streamed by ``torch.save``
 into a hidden temporary file beside it, fsynced and renamed: a run killed at any instant leaves
 only complete checkpoints (and perhaps a temporary file, ignored), and resumes from the newest.
+Beside each, ``step_XXXXXXX.pt.sha256`` records the sha256 of the bytes written (``sha256sum`` format);
+resume and export check it, since ``torch.load`` reads a damaged byte inside a tensor without an error.
 
 ``export_student`` turns a FLUX checkpoint into the file the released student ships as: bf16
 tensors, Black Forest Labs' key names, each prefixed ``model.`` (what ``rdmeval generate --model
@@ -13,6 +15,7 @@ student --weights`` reads strictly).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import tempfile
@@ -22,7 +25,8 @@ from typing import Any
 
 import torch
 
-from rdmeval.io.atomic import TEMP_PREFIX, TEMP_SUFFIX
+from rdmeval.io import sha256_file
+from rdmeval.io.atomic import TEMP_PREFIX, TEMP_SUFFIX, atomic_write_text
 from rdmeval.distill.trainer import CHECKPOINT_FORMAT, CheckpointError
 
 MILESTONE = re.compile(r"^step_(\d{7})\.pt$")
@@ -47,20 +51,61 @@ def newest_milestone(out: str | os.PathLike[str]) -> tuple[int, Path] | None:
     return found[-1] if found else None
 
 
+class _HashingWriter:
+    """A binary file that hashes what is written through it (the digest costs no second read of the file)."""
+
+    def __init__(self, fh: Any):
+        self.fh, self.sha256 = fh, hashlib.sha256()
+
+    def write(self, data: Any) -> int:
+        self.sha256.update(data)
+        return self.fh.write(data)
+
+    def flush(self) -> None:
+        self.fh.flush()
+
+
+def digest_path(path: Path) -> Path:
+    """``step_XXXXXXX.pt.sha256`` beside a checkpoint, in ``sha256sum`` format (``sha256sum -c`` checks it)."""
+    return path.with_name(path.name + ".sha256")
+
+
 def atomic_torch_save(obj: Any, path: Path) -> Path:
-    """``torch.save`` streamed to a temporary file beside ``path``, fsynced, then renamed into place."""
+    """``torch.save`` streamed to a temporary file beside ``path``, fsynced, then renamed into place; the sha256 of
+    the bytes written goes to :func:`digest_path` first, so a checkpoint in place always has its digest."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
+            writer = _HashingWriter(fh)
+            torch.save(obj, writer)
             fh.flush()
             os.fsync(fh.fileno())
+        atomic_write_text(digest_path(path), f"{writer.sha256.hexdigest()}  {path.name}\n")
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def verify_checkpoint(path: Path) -> None:
+    """Refuse a checkpoint whose bytes differ from the sha256 recorded when it was written (damaged on disk or in a
+    copy: torch reads a flipped byte inside a tensor without an error). One without a digest is not checked."""
+    recorded = digest_path(path)
+    if not recorded.is_file():
+        return
+    words = recorded.read_text(encoding="utf-8").split()
+    want = words[0] if words else "(nothing)"
+    got = sha256_file(path, use_cache=False)  # a cache keyed by size and mtime would not see damage
+    if got != want:
+        step = MILESTONE.match(path.name)
+        older = [p.name for s, p in list_milestones(path.parent) if step and s < int(step.group(1))]
+        then = f"; --resume then continues from {older[-1]}" if older else ""
+        raise CheckpointError(
+            f"{path} is damaged: its sha256 {got[:12]}... differs from {want[:12]}... recorded in {recorded.name} when it "
+            f"was written. Copy it again from a good copy, or move it (and {recorded.name}) out of the folder{then}"
+        )
 
 
 def save_milestone(state: dict[str, Any], out: str | os.PathLike[str]) -> Path:
@@ -79,6 +124,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise CheckpointError(
             f"{path} is not a torch.save checkpoint (not a zip archive, or truncated); pass a run folder or one of its step_XXXXXXX.pt milestones"
         )
+    verify_checkpoint(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as exc:

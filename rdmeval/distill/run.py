@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from rdmeval.io import atomic_write_json, atomic_write_text
-from rdmeval.distill.checkpoints import newest_milestone, save_milestone
+from rdmeval.distill.checkpoints import newest_milestone, save_milestone, verify_checkpoint
 from rdmeval.distill.config import ConfigError, TrainConfig, get_config
 from rdmeval.distill.trainer import CheckpointError, StepResult, Trainer
 
@@ -231,6 +231,7 @@ def _train(opts: TrainOptions, config: TrainConfig, world: int, rank: int,
     trainer = Trainer(config, task)
     losses_path, metrics_path = out / "losses.txt", out / "metrics.jsonl"
     if found is not None:
+        verify_checkpoint(found[1])
         trainer.load_checkpoint(found[1])
     losses = _kept_lines(losses_path, trainer.step, lambda line: int(line.split()[0]))
     metrics = _kept_lines(metrics_path, trainer.step, lambda line: int(json.loads(line)["step"]))

@@ -39,6 +39,8 @@ STEP_NAME = re.compile(r"^(?:step[_-]?|s|checkpoint[_-])(\d+)$", re.IGNORECASE)
 #: The weight file a checkpoint folder holds (exactly one of them).
 FOLDER_WEIGHTS: tuple[str, ...] = ("model.safetensors", "diffusion_pytorch_model.safetensors", "checkpoint.pt",
                                    "model.pth", "model.pt")
+#: The suffix of a checkpoint's sha256 record beside it (``sha256sum`` format).
+DIGEST_SUFFIX = ".sha256"
 EXPECTED = ("expected checkpoint names with the training step in them: step_0000020 (the trainer's milestones, "
             "file or folder), step_000180.pth, s180.pth, checkpoint-180/, or a folder so named holding "
             "model.safetensors")
@@ -152,6 +154,9 @@ def find_checkpoints(spec: str) -> Series:
     if not matches:
         raise CheckpointError(f"--weights {spec}: no such file or folder, and no file matches it as a glob; "
                               "give a folder of checkpoints or a glob such as 'ckpts/*.pth' (quoted)")
+    # a checkpoint's digest beside it (the trainer's step_0000020.pt.sha256) is not a checkpoint: 'runs/x/step_*' matches both
+    matched = set(matches)
+    matches = [p for p in matches if not (p.name.endswith(DIGEST_SUFFIX) and p.with_name(p.name[: -len(DIGEST_SUFFIX)]) in matched)]
     # the file an odd name was linked from as advised (ln -s final.pth step_0001000.pth) matches too: the link stands for it
     linked = {p.resolve() for p in matches if _step_of_match(p) is not None}
     matches = [p for p in matches if _step_of_match(p) is not None or p.resolve() not in linked]
