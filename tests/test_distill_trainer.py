@@ -203,6 +203,9 @@ def test_fsdp_on_one_process_is_refused_not_ignored(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--fsdp" in err and "torchrun --nproc-per-node" in err and "drop --fsdp" in err
     assert not (tmp_path / "r").exists()
+    # the docs say so too (they used to say that --fsdp does nothing on one rank)
+    doc = " ".join((Path(__file__).parents[1] / "docs" / "distill.md").read_text(encoding="utf-8").split())
+    assert "on one process `--fsdp` is refused" in doc and "`--fsdp` does nothing" not in doc
 
 
 def test_train_without_config_lists_every_subcommand(capsys):
