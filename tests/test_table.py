@@ -430,11 +430,19 @@ def test_cli_table_refuses_a_model_neither_run_nor_published(smoke_root, capsys)
     assert main(["table", str(smoke_root), "--model", "studnet", "--n-resamples", "200"]) == 2
     err = capsys.readouterr().err
     assert "--model studnet" in err and "did you mean 'student'" in err and "models run here:" in err
+    assert f"under {smoke_root / 'runs'}/ and" in err
     # a model with published numbers is a row even where it was not run here: its numbers beside "not run"
     assert "flux1-schnell" not in {p.parent.name for p in (smoke_root / "runs").glob("*/*")}
     assert main(["table", str(smoke_root), "--model", "student", "--model", "flux1-schnell", "--format", "csv",
                  "--n-resamples", "200"]) == 0
     assert "flux1-schnell" in capsys.readouterr().out
+
+
+def test_cli_table_model_error_names_the_runs_folder_of_a_relative_root(smoke_root, capsys, monkeypatch):
+    monkeypatch.chdir(smoke_root)  # RUN_ROOT '.': its folder name is '', which made the message say 'under /runs/'
+    assert main(["table", ".", "--model", "studnet", "--n-resamples", "200"]) == 2
+    err = capsys.readouterr().err
+    assert "no run of that name under runs/ and" in err and "/runs/" not in err, err
 
 
 # ----------------------------------------------------------------------------- the paper style

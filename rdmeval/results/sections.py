@@ -93,7 +93,7 @@ class _Builder:
         for m in models:
             if m not in known:
                 here = ", ".join(sorted(found)) or "none"
-                raise RdmevalError(f"--model {m}: no run of that name under {self.rr.root.name}/runs/ and no published numbers "
+                raise RdmevalError(f"--model {m}: no run of that name under {self.rr.root / 'runs'}/ and no published numbers "
                                    f"for it{did_you_mean(m, known)}; models run here: {here}")
 
     # ---- columns: the card's three, then one per other (benchmark, scorer) found
