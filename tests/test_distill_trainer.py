@@ -279,6 +279,30 @@ def test_a_flipped_byte_inside_a_milestone_is_found_by_its_recorded_sha256(tmp_p
     assert main(["train", "--config", "debug", "--steps", "8", "--out", str(out), "--resume"]) == 0
 
 
+def test_a_milestones_digest_record_and_a_replaced_file(tmp_path):
+    """The message blames what is wrong: a record that holds no sha256 is named itself (the checkpoint may be fine);
+    a file replaced on purpose is told how to bring its record along."""
+    from rdmeval.distill.checkpoints import digest_path, save_milestone, verify_checkpoint
+
+    ckpt = save_milestone({"step": 8, "w": torch.ones(16)}, tmp_path / "run")
+    record = digest_path(ckpt)
+    good = record.read_text()
+    verify_checkpoint(ckpt)
+    for text in ("", "\n", "not-a-sha256  step_0000008.pt\n", good[:40]):
+        record.write_text(text)
+        with pytest.raises(CheckpointError) as info:
+            verify_checkpoint(ckpt)
+        message = str(info.value)
+        assert f"{record} does not hold a sha256" in message and "delete it to read step_0000008.pt" in message
+        assert "is damaged" not in message
+    record.write_text(good.upper())  # sha256sum -c accepts upper-case hex too
+    verify_checkpoint(ckpt)
+    record.write_text(good)
+    torch.save({"step": 8, "w": torch.zeros(16)}, ckpt)  # another file put in its place
+    with pytest.raises(CheckpointError, match=r"is damaged.*replace step_0000008\.pt\.sha256 with that file's record"):
+        verify_checkpoint(ckpt)
+
+
 @pytest.mark.parametrize(("name", "text", "words"), [
     ("config.json", "{", "config.json is not the run's JSON record"),
     ("config.json", "[1, 2]", "config.json is not the run's JSON record"),

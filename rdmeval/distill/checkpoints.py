@@ -95,8 +95,13 @@ def verify_checkpoint(path: Path) -> None:
     recorded = digest_path(path)
     if not recorded.is_file():
         return
-    words = recorded.read_text(encoding="utf-8").split()
-    want = words[0] if words else "(nothing)"
+    words = recorded.read_text(encoding="utf-8", errors="replace").split()
+    want = words[0].lower() if words else ""
+    if not re.fullmatch(r"[0-9a-f]{64}", want):  # the record itself is damaged: the checkpoint may be fine
+        raise CheckpointError(
+            f"{recorded} does not hold a sha256 (64 hex digits, then the file name), so {path.name} cannot be checked: "
+            f"restore it from a good copy, or delete it to read {path.name} without the check"
+        )
     got = sha256_file(path, use_cache=False)  # a cache keyed by size and mtime would not see damage
     if got != want:
         step = MILESTONE.match(path.name)
@@ -104,7 +109,8 @@ def verify_checkpoint(path: Path) -> None:
         then = f"; --resume then continues from {older[-1]}" if older else ""
         raise CheckpointError(
             f"{path} is damaged: its sha256 {got[:12]}... differs from {want[:12]}... recorded in {recorded.name} when it "
-            f"was written. Copy it again from a good copy, or move it (and {recorded.name}) out of the folder{then}"
+            f"was written. Copy it again from a good copy, or move it (and {recorded.name}) out of the folder{then}. "
+            f"If you replaced it on purpose with another good file, replace {recorded.name} with that file's record (or delete it)"
         )
 
 
