@@ -279,10 +279,11 @@ def test_a_flipped_byte_inside_a_milestone_is_found_by_its_recorded_sha256(tmp_p
     assert main(["train", "--config", "debug", "--steps", "8", "--out", str(out), "--resume"]) == 0
 
 
-def test_a_milestones_digest_record_and_a_replaced_file(tmp_path):
+def test_a_milestones_digest_record_a_replaced_file_and_a_link_to_it(tmp_path):
     """The message blames what is wrong: a record that holds no sha256 is named itself (the checkpoint may be fine);
-    a file replaced on purpose is told how to bring its record along."""
-    from rdmeval.distill.checkpoints import digest_path, save_milestone, verify_checkpoint
+    a file replaced on purpose is told how to bring its record along; a link is checked against the record beside
+    the file it links to (a damaged file exported through a link was read unchecked)."""
+    from rdmeval.distill.checkpoints import digest_path, read_checkpoint, save_milestone, verify_checkpoint
 
     ckpt = save_milestone({"step": 8, "w": torch.ones(16)}, tmp_path / "run")
     record = digest_path(ckpt)
@@ -301,6 +302,10 @@ def test_a_milestones_digest_record_and_a_replaced_file(tmp_path):
     torch.save({"step": 8, "w": torch.zeros(16)}, ckpt)  # another file put in its place
     with pytest.raises(CheckpointError, match=r"is damaged.*replace step_0000008\.pt\.sha256 with that file's record"):
         verify_checkpoint(ckpt)
+    link = tmp_path / "final.pt"
+    link.symlink_to(ckpt)
+    with pytest.raises(CheckpointError, match=r"is damaged.*recorded in step_0000008\.pt\.sha256"):
+        read_checkpoint(link)
 
 
 @pytest.mark.parametrize(("name", "text", "words"), [

@@ -91,8 +91,11 @@ def atomic_torch_save(obj: Any, path: Path) -> Path:
 
 def verify_checkpoint(path: Path) -> None:
     """Refuse a checkpoint whose bytes differ from the sha256 recorded when it was written (damaged on disk or in a
-    copy: torch reads a flipped byte inside a tensor without an error). One without a digest is not checked."""
+    copy: torch reads a flipped byte inside a tensor without an error). One without a digest is not checked; a link
+    without one beside it is checked against the digest beside the file it links to."""
     recorded = digest_path(path)
+    if not recorded.is_file() and path.is_symlink():
+        recorded = digest_path(path.resolve())
     if not recorded.is_file():
         return
     words = recorded.read_text(encoding="utf-8", errors="replace").split()
