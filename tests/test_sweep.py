@@ -76,8 +76,10 @@ def test_the_trainers_run_folder_is_a_series_its_digests_are_not_checkpoints(tmp
         assert series.left_out == []
     # a digest file alone, without its checkpoint beside it, is not silently dropped
     (run / "step_0000040.pt").unlink()
-    with pytest.raises(CheckpointError, match=r"step_0000040\.pt\.sha256 from its name"):
+    with pytest.raises(CheckpointError, match=r"step_0000040\.pt\.sha256 is the sha256 record of step_0000040\.pt, which is "
+                       r"not there; move the record away too, or pass a glob that matches the checkpoints only \(e\.g\. '.*step_\*\.pt'\)"):
         find_checkpoints(str(run / "step_*"))
+    assert [c.step for c in find_checkpoints(str(run / "step_*.pt")).checkpoints] == [20]
 
 
 def test_globs_need_a_step_in_every_name(tmp_path):

@@ -4,7 +4,8 @@ A run folder holds ``step_XXXXXXX.pt`` (7-digit step; written every ``save_freq`
 last step, never overwritten), ``losses.txt`` and ``metrics.jsonl``. Each checkpoint is the full
 :meth:`Trainer.state_dict` (model, optimizer, step, RNG states, config), streamed by ``torch.save``
 into a hidden temporary file beside it, fsynced and renamed: a run killed at any instant leaves
-only complete checkpoints (and perhaps a temporary file, ignored), and resumes from the newest.
+only complete checkpoints (and perhaps a temporary file, or the digest of one not renamed in yet,
+both ignored), and resumes from the newest.
 Beside each, ``step_XXXXXXX.pt.sha256`` records the sha256 of the bytes written (``sha256sum`` format);
 resume and export check it, since ``torch.load`` reads a damaged byte inside a tensor without an error.
 

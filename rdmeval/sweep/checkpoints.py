@@ -157,6 +157,11 @@ def find_checkpoints(spec: str) -> Series:
     # a checkpoint's digest beside it (the trainer's step_0000020.pt.sha256) is not a checkpoint: 'runs/x/step_*' matches both
     matched = set(matches)
     matches = [p for p in matches if not (p.name.endswith(DIGEST_SUFFIX) and p.with_name(p.name[: -len(DIGEST_SUFFIX)]) in matched)]
+    for p in matches:  # one whose checkpoint is not there (moved away, or the trainer stopped between the two files)
+        if p.name.endswith(DIGEST_SUFFIX) and p.is_file() and parse_step(p.name[: -len(DIGEST_SUFFIX)]) is not None:
+            raise CheckpointError(f"--weights {spec}: {p} is the sha256 record of {p.name[: -len(DIGEST_SUFFIX)]}, which is not "
+                                  f"there; move the record away too, or pass a glob that matches the checkpoints only "
+                                  f"(e.g. '{p.parent / 'step_*.pt'}')")
     # the file an odd name was linked from as advised (ln -s final.pth step_0001000.pth) matches too: the link stands for it
     linked = {p.resolve() for p in matches if _step_of_match(p) is not None}
     matches = [p for p in matches if _step_of_match(p) is not None or p.resolve() not in linked]
