@@ -167,6 +167,8 @@ def check_out_folder(out: str | Path, flag: str = "--out") -> Missing | None:
         return Missing(f"output folder {out}", "this is a file, not a folder", fix)
     parent = p
     while not parent.exists():
+        if parent.is_symlink():  # a link to nothing: no folder can be made there (mkdir says it exists)
+            return Missing(f"output folder {out}", f"{parent} is a link to {os.readlink(parent)}, which does not exist", fix)
         parent = parent.parent
     if not parent.is_dir():
         return Missing(f"output folder {out}", f"{parent} is a file, so no folder can be made below it", fix)

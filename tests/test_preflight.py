@@ -97,6 +97,20 @@ def test_reproduce_with_one_missing_input(tmp_path, capsys):
     assert f"output folder {copy}: this is a file" in capsys.readouterr().err
 
 
+def test_check_out_folder_reports_a_link_to_nothing(tmp_path):
+    """A link whose target is gone passes exists() as False, but no folder can be made there (mkdir: File exists)."""
+    from rdmeval.preflight import check_out_folder
+
+    link = tmp_path / "out"
+    link.symlink_to(tmp_path / "gone")
+    for out in (link, link / "sub"):
+        problem = check_out_folder(str(out))
+        assert problem is not None and problem.what == f"output folder {out}", out
+        assert problem.why == f"{link} is a link to {tmp_path / 'gone'}, which does not exist" and "as --out" in problem.fix
+    (tmp_path / "gone").mkdir()
+    assert check_out_folder(str(link)) is None and check_out_folder(str(link / "sub")) is None
+
+
 def test_check_passes_on_the_smoke_setup(tmp_path, capsys):
     out = tmp_path / "smoke"
     assert main(["reproduce", "--smoke", "--out", str(out), "--check"]) == 0
