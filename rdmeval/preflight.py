@@ -148,6 +148,9 @@ def check_weights(weights: str | None) -> Missing | None:
         inside = [p / n for n in ("model.safetensors", "diffusion_pytorch_model.safetensors") if (p / n).is_file()]
         if not inside:
             return Missing(f"student weights {weights}", "a folder without model.safetensors", fix)
+        if len(inside) > 1:  # the loader would not know which one is meant
+            return Missing(f"student weights {weights}", "a folder with both model.safetensors and "
+                           "diffusion_pytorch_model.safetensors", "pass --weights with the file itself")
         p = inside[0]
     elif not p.is_file():
         return Missing(f"student weights {weights}", "no such file", fix)
@@ -165,7 +168,7 @@ def check_out_folder(out: str | Path, flag: str = "--out") -> Missing | None:
     fix = f"pass a folder you may write to as {flag}"
     if p.exists() and not p.is_dir():
         return Missing(f"output folder {out}", "this is a file, not a folder", fix)
-    parent = p
+    parent = p.absolute()  # its chain of parents ends at the root, which exists
     while not parent.exists():
         if parent.is_symlink():  # a link to nothing: no folder can be made there (mkdir says it exists)
             return Missing(f"output folder {out}", f"{parent} is a link to {os.readlink(parent)}, which does not exist", fix)

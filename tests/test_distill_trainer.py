@@ -239,13 +239,13 @@ def test_a_damaged_newest_milestone_says_how_to_resume_from_the_one_before(tmp_p
     capsys.readouterr()
     assert main(["train", "--config", "debug", "--out", str(out), "--resume"]) == 2
     err = capsys.readouterr().err
-    assert str(newest) in err and "is damaged" in err and "--resume then continues from step_0000004.pt" in err
+    assert str(newest) in err and "is damaged" in err and "the milestone before it is step_0000004.pt (train --resume then continues from it; export --step 4 picks it)" in err
     newest.unlink()
     assert main(["train", "--config", "debug", "--out", str(out), "--resume", "--no-progress"]) == 0
     assert (out / "step_0000008.pt").is_file()
 
 
-def test_a_flipped_byte_inside_a_milestone_is_found_by_its_recorded_sha256(tmp_path, capsys):
+def test_a_flipped_byte_inside_a_milestone_is_found_by_its_recorded_sha256(tmp_path, capsys, monkeypatch):
     """torch.load reads a checkpoint with a damaged tensor byte without any error; the digest written beside each
     milestone (sha256sum format) makes resume and export refuse it."""
     import hashlib
@@ -268,11 +268,16 @@ def test_a_flipped_byte_inside_a_milestone_is_found_by_its_recorded_sha256(tmp_p
     newest.write_bytes(bytes(data))
     torch.load(newest, weights_only=True)  # the premise: torch itself does not notice
     capsys.readouterr()
-    assert main(["train", "--config", "debug", "--out", str(out), "--resume"]) == 2
+    import rdmeval.distill.run as run
+
+    with monkeypatch.context() as m:  # found before any model is built (the real task loads for minutes)
+        m.setattr(run, "build_task", lambda *a, **k: pytest.fail("the task was built before the milestone was checked"))
+        assert main(["train", "--config", "debug", "--out", str(out), "--resume"]) == 2
     err = capsys.readouterr().err
-    assert f"{newest} is damaged" in err and "step_0000008.pt.sha256" in err and "continues from step_0000004.pt" in err
+    assert f"{newest} is damaged" in err and "step_0000008.pt.sha256" in err and "the milestone before it is step_0000004.pt" in err
     assert main(["train", "export", str(out), "--out", str(tmp_path / "m.safetensors")]) == 2
-    assert f"{newest} is damaged" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"{newest} is damaged" in err and "export --step 4 picks it" in err
     # a milestone without a digest (written before digests were recorded) is read as before
     (out / "step_0000008.pt.sha256").unlink()
     (out / "step_0000008.pt").write_bytes(newest.read_bytes())

@@ -192,6 +192,10 @@ def test_a_truncated_or_empty_weight_file_is_found_before_any_model_loads(tmp_pa
         assert problem is not None and why in problem.why and str(path) in problem.what and "copy or download it again" in problem.fix
     st.write_bytes(b"")
     assert check_weights(str(tmp_path)).why == "an empty file"  # the folder's model.safetensors
+    save_file({"w": torch.ones(2)}, str(st))
+    save_file({"w": torch.ones(2)}, str(tmp_path / "diffusion_pytorch_model.safetensors"))
+    both = check_weights(str(tmp_path))  # the loader refuses such a folder: so does the check, before any model loads
+    assert "both model.safetensors and diffusion_pytorch_model.safetensors" in both.why and "the file itself" in both.fix
 
 
 def test_misspelt_benchmark_or_model_in_a_flag_is_an_error(tmp_path, capsys):

@@ -32,7 +32,7 @@ def _check_out_file(out: Path) -> None:
     """--out of make-heldout is a file to write: not a folder, and below a folder (or where one can be made)."""
     if out.is_dir():
         raise RdmevalError(f"--out {out}: this is a folder; make-heldout writes a .jsonl file: pass a file path such as {out / 'heldout.jsonl'}")
-    parent = out.parent
+    parent = out.absolute().parent  # its chain of parents ends at the root, which exists
     while not parent.exists():
         parent = parent.parent
     if not parent.is_dir():

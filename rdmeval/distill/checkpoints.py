@@ -110,7 +110,8 @@ def verify_checkpoint(path: Path) -> None:
     if got != want:
         step = MILESTONE.match(path.name)
         older = [p.name for s, p in list_milestones(path.parent) if step and s < int(step.group(1))]
-        then = f"; --resume then continues from {older[-1]}" if older else ""
+        then = (f"; the milestone before it is {older[-1]} (train --resume then continues from it; export --step "
+                f"{int(MILESTONE.match(older[-1]).group(1))} picks it)") if older else ""
         raise CheckpointError(
             f"{path} is damaged: its sha256 {got[:12]}... differs from {want[:12]}... recorded in {recorded.name} when it "
             f"was written. Copy it again from a good copy, or move it (and {recorded.name}) out of the folder{then}. "

@@ -101,7 +101,7 @@ def resolve_config(opts: TrainOptions, world: int) -> TrainConfig:
         if world == 1:  # fully_shard on one rank shards nothing: the run would train unsharded without saying so
             raise ConfigError(
                 "--fsdp shards the FLUX student across the ranks of a torchrun job, and this is one process: start it with "
-                "torchrun --nproc-per-node N -m rdmeval train ... --fsdp, or drop --fsdp"
+                "torchrun --nproc-per-node N -m rdmeval train ... --fsdp (N >= 2), or drop --fsdp"
             )
         config = replace(config, fsdp=True)
     batch = config.batch_size if opts.batch_size is None else opts.batch_size
@@ -225,13 +225,14 @@ def _train(opts: TrainOptions, config: TrainConfig, world: int, rank: int,
             f"to continue it, or export a step with rdmeval train export {out} --step S"
         )
 
+    if found is not None:
+        verify_checkpoint(found[1])  # before any model loads: a damaged milestone is reported at once
     task, assets = build_task(config, opts)
     if found is not None:
         _check_same_data(out, assets)
     trainer = Trainer(config, task)
     losses_path, metrics_path = out / "losses.txt", out / "metrics.jsonl"
     if found is not None:
-        verify_checkpoint(found[1])
         trainer.load_checkpoint(found[1])
     losses = _kept_lines(losses_path, trainer.step, lambda line: int(line.split()[0]))
     metrics = _kept_lines(metrics_path, trainer.step, lambda line: int(json.loads(line)["step"]))
