@@ -192,6 +192,30 @@ def test_a_bad_checkpoint_leaves_the_loaded_one(tiny_klein, sweep_ckpts, tmp_pat
     assert _same_tensors(_weights_of(gen), weights) and gen.describe() == described
 
 
+def test_a_checkpoint_that_differs_from_its_recorded_sha256_is_refused_before_any_image(tiny_klein, sweep_ckpts, tmp_path):
+    """The trainer writes step_XXXXXXX.pt.sha256 beside each milestone: evaluating one (generate, sweep) checks it
+    when the run's record is made, before any image; a damaged tensor byte would otherwise load without an error."""
+    import hashlib
+    import shutil
+
+    from rdmeval.generators.weights import WeightsError
+
+    ckpt = shutil.copy(sweep_ckpts[180], tmp_path / "step_0000180.pt")
+    record = tmp_path / "step_0000180.pt.sha256"
+    good = hashlib.sha256(ckpt.read_bytes()).hexdigest()
+    record.write_text(f"{good.upper()}  step_0000180.pt\n")  # sha256sum accepts either case
+    assert _student(tiny_klein, ckpt).describe()["weights"]["sha256"] == good
+    record.write_text(f"{'0' * 64}  step_0000180.pt\n")
+    gen = _student(tiny_klein, ckpt)
+    with pytest.raises(WeightsError, match=r"differs from 000000000000\.\.\. recorded in step_0000180\.pt\.sha256"):
+        gen.describe()
+    out = tmp_path / "run"
+    assert main(["generate", "--model", "student", "--base", str(tiny_klein["base"]), "--weights", str(ckpt),
+                 "--prompts", "demo-geneval", "--out", str(out), "--resolution", str(RES), "--rng-device", "cpu",
+                 "--no-progress", "--limit", "1"]) == 2
+    assert not list(out.rglob("*.png"))
+
+
 def test_ctx_len_is_set_in_place(tiny_klein, sweep_ckpts):
     gen = _student(tiny_klein, sweep_ckpts[180], ctx_len=48)
     gen.set_ctx_len(232)

@@ -348,10 +348,19 @@ class KleinGenerator:
     @property
     def weights_sha256(self) -> str | None:
         if self.weights_path and self._weights_sha256 is None:
-            from rdmeval.io import sha256_file
+            from rdmeval.generators.weights import WeightsError
+            from rdmeval.io import recorded_sha256, sha256_file
 
             log.info("hashing the student weights %s (sha256, for the manifest) ...", Path(self.weights_path).name)
-            self._weights_sha256 = sha256_file(self.weights_path)
+            digest = sha256_file(self.weights_path)
+            record = recorded_sha256(self.weights_path)  # the trainer writes one beside each milestone
+            if record is not None and record[1] != digest:
+                raise WeightsError(
+                    f"--weights {self.weights_path}: its sha256 {digest[:12]}... differs from {record[1][:12]}... recorded in "
+                    f"{record[0].name} beside it when it was written, so it is damaged (a byte inside a tensor loads without "
+                    f"any error). Copy it again; if it was replaced on purpose by another good file, delete {record[0].name}"
+                )
+            self._weights_sha256 = digest
         return self._weights_sha256
 
     def describe(self) -> dict[str, Any]:

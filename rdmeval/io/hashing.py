@@ -57,6 +57,17 @@ def sha256_file(path: str | os.PathLike[str], *, use_cache: bool = True) -> str:
     return digest
 
 
+def recorded_sha256(path: str | os.PathLike[str]) -> tuple[Path, str] | None:
+    """The sha256 recorded beside ``path`` in ``sha256sum`` format (``FILE.sha256``, as the trainer writes for its
+    milestones), with the record's path; None when there is no such record or it holds no sha256."""
+    record = Path(path).with_name(Path(path).name + ".sha256")
+    if not record.is_file():
+        return None
+    words = record.read_text(encoding="utf-8", errors="replace").split()
+    digest = words[0].lower() if words else ""
+    return (record, digest) if len(digest) == 64 and all(c in "0123456789abcdef" for c in digest) else None
+
+
 def sha256_folder(root: str | os.PathLike[str], patterns: Sequence[str] | None = None) -> dict[str, object]:
     """The identity of a folder's content: ``{"sha256": hex, "files": n}``.
 
