@@ -288,10 +288,11 @@ def test_a_milestones_digest_record_a_replaced_file_and_a_link_to_it(tmp_path):
     """The message blames what is wrong: a record that holds no sha256 is named itself (the checkpoint may be fine);
     a file replaced on purpose is told how to bring its record along; a link is checked against the record beside
     the file it links to (a damaged file exported through a link was read unchecked)."""
-    from rdmeval.distill.checkpoints import digest_path, read_checkpoint, save_milestone, verify_checkpoint
+    from rdmeval.distill.checkpoints import read_checkpoint, save_milestone, verify_checkpoint
+    from rdmeval.io import digest_record
 
     ckpt = save_milestone({"step": 8, "w": torch.ones(16)}, tmp_path / "run")
-    record = digest_path(ckpt)
+    record = digest_record(ckpt)
     good = record.read_text()
     verify_checkpoint(ckpt)
     for text in ("", "\n", "not-a-sha256  step_0000008.pt\n", good[:40]):

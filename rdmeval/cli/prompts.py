@@ -32,11 +32,12 @@ def _check_out_file(out: Path) -> None:
     """--out of make-heldout is a file to write: not a folder, and below a folder (or where one can be made)."""
     if out.is_dir():
         raise RdmevalError(f"--out {out}: this is a folder; make-heldout writes a .jsonl file: pass a file path such as {out / 'heldout.jsonl'}")
-    parent = out.absolute().parent  # its chain of parents ends at the root, which exists
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise RdmevalError(f"--out {out}: {parent} is a file, so no folder can be made below it; pass another path")
+    from rdmeval.preflight import check_out_folder
+
+    # a path that does not exist yet climbs to its nearest existing parent, which must be a folder one may write to
+    problem = None if out.exists() else check_out_folder(out)
+    if problem is not None:
+        raise RdmevalError(f"--out {out}: {problem.why}; pass another path")
 
 
 def _make_heldout(args: argparse.Namespace) -> int:

@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from rdmeval.io import sha256_file
+from rdmeval.io import digest_record, read_digest, sha256_file
 from rdmeval.io.atomic import TEMP_PREFIX, TEMP_SUFFIX, atomic_write_text
 from rdmeval.distill.trainer import CHECKPOINT_FORMAT, CheckpointError
 
@@ -66,14 +66,9 @@ class _HashingWriter:
         self.fh.flush()
 
 
-def digest_path(path: Path) -> Path:
-    """``step_XXXXXXX.pt.sha256`` beside a checkpoint, in ``sha256sum`` format (``sha256sum -c`` checks it)."""
-    return path.with_name(path.name + ".sha256")
-
-
 def atomic_torch_save(obj: Any, path: Path) -> Path:
     """``torch.save`` streamed to a temporary file beside ``path``, fsynced, then renamed into place; the sha256 of
-    the bytes written goes to :func:`digest_path` first, so a checkpoint in place always has its digest."""
+    the bytes written goes to its record (``rdmeval.io.digest_record``, ``sha256sum`` format) first, so a checkpoint in place always has its digest."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
@@ -82,7 +77,7 @@ def atomic_torch_save(obj: Any, path: Path) -> Path:
             torch.save(obj, writer)
             fh.flush()
             os.fsync(fh.fileno())
-        atomic_write_text(digest_path(path), f"{writer.sha256.hexdigest()}  {path.name}\n")
+        atomic_write_text(digest_record(path), f"{writer.sha256.hexdigest()}  {path.name}\n")
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -94,14 +89,13 @@ def verify_checkpoint(path: Path) -> None:
     """Refuse a checkpoint whose bytes differ from the sha256 recorded when it was written (damaged on disk or in a
     copy: torch reads a flipped byte inside a tensor without an error). One without a digest is not checked; a link
     without one beside it is checked against the digest beside the file it links to."""
-    recorded = digest_path(path)
+    recorded = digest_record(path)
     if not recorded.is_file() and path.is_symlink():
-        recorded = digest_path(path.resolve())
+        recorded = digest_record(path.resolve())
     if not recorded.is_file():
         return
-    words = recorded.read_text(encoding="utf-8", errors="replace").split()
-    want = words[0].lower() if words else ""
-    if not re.fullmatch(r"[0-9a-f]{64}", want):  # the record itself is damaged: the checkpoint may be fine
+    want = read_digest(recorded)
+    if want is None:  # the record itself is damaged: the checkpoint may be fine
         raise CheckpointError(
             f"{recorded} does not hold a sha256 (64 hex digits, then the file name), so {path.name} cannot be checked: "
             f"restore it from a good copy, or delete it to read {path.name} without the check"
@@ -109,9 +103,9 @@ def verify_checkpoint(path: Path) -> None:
     got = sha256_file(path, use_cache=False)  # a cache keyed by size and mtime would not see damage
     if got != want:
         step = MILESTONE.match(path.name)
-        older = [p.name for s, p in list_milestones(path.parent) if step and s < int(step.group(1))]
-        then = (f"; the milestone before it is {older[-1]} (train --resume then continues from it; export --step "
-                f"{int(MILESTONE.match(older[-1]).group(1))} picks it)") if older else ""
+        older = [(s, p.name) for s, p in list_milestones(path.parent) if step and s < int(step.group(1))]
+        then = (f"; the milestone before it is {older[-1][1]} (train --resume then continues from it; export --step "
+                f"{older[-1][0]} picks it)") if older else ""
         raise CheckpointError(
             f"{path} is damaged: its sha256 {got[:12]}... differs from {want[:12]}... recorded in {recorded.name} when it "
             f"was written. Copy it again from a good copy, or move it (and {recorded.name}) out of the folder{then}. "

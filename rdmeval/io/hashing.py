@@ -57,15 +57,27 @@ def sha256_file(path: str | os.PathLike[str], *, use_cache: bool = True) -> str:
     return digest
 
 
-def recorded_sha256(path: str | os.PathLike[str]) -> tuple[Path, str] | None:
-    """The sha256 recorded beside ``path`` in ``sha256sum`` format (``FILE.sha256``, as the trainer writes for its
-    milestones), with the record's path; None when there is no such record or it holds no sha256."""
-    record = Path(path).with_name(Path(path).name + ".sha256")
-    if not record.is_file():
-        return None
+#: The suffix of a file's sha256 record beside it (``FILE.sha256``, ``sha256sum`` format: hex digest, two spaces, name).
+DIGEST_SUFFIX = ".sha256"
+
+
+def digest_record(path: str | os.PathLike[str]) -> Path:
+    """Where the sha256 record of ``path`` lies: ``FILE.sha256`` beside it (the trainer writes one per milestone)."""
+    return Path(path).with_name(Path(path).name + DIGEST_SUFFIX)
+
+
+def read_digest(record: Path) -> str | None:
+    """The lower-case sha256 a record holds (its first word; ``sha256sum`` accepts either case), or None when it holds none."""
     words = record.read_text(encoding="utf-8", errors="replace").split()
     digest = words[0].lower() if words else ""
-    return (record, digest) if len(digest) == 64 and all(c in "0123456789abcdef" for c in digest) else None
+    return digest if len(digest) == 64 and all(c in "0123456789abcdef" for c in digest) else None
+
+
+def recorded_sha256(path: str | os.PathLike[str]) -> tuple[Path, str] | None:
+    """The sha256 recorded beside ``path`` with the record's path; None when there is no record or it holds no sha256."""
+    record = digest_record(path)
+    digest = read_digest(record) if record.is_file() else None
+    return (record, digest) if digest else None
 
 
 def sha256_folder(root: str | os.PathLike[str], patterns: Sequence[str] | None = None) -> dict[str, object]:

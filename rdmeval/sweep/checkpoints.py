@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rdmeval.errors import RdmevalError
+from rdmeval.io import DIGEST_SUFFIX
 from rdmeval.preflight import WEIGHT_SUFFIXES
 from rdmeval.results.steps import step_label
 
@@ -39,8 +40,6 @@ STEP_NAME = re.compile(r"^(?:step[_-]?|s|checkpoint[_-])(\d+)$", re.IGNORECASE)
 #: The weight file a checkpoint folder holds (exactly one of them).
 FOLDER_WEIGHTS: tuple[str, ...] = ("model.safetensors", "diffusion_pytorch_model.safetensors", "checkpoint.pt",
                                    "model.pth", "model.pt")
-#: The suffix of a checkpoint's sha256 record beside it (``sha256sum`` format).
-DIGEST_SUFFIX = ".sha256"
 EXPECTED = ("expected checkpoint names with the training step in them: step_0000020 (the trainer's milestones, "
             "file or folder), step_000180.pth, s180.pth, checkpoint-180/, or a folder so named holding "
             "model.safetensors")
